@@ -1,0 +1,406 @@
+//! `shardcache-bench sweep`: start the server per shard count, run a grid of
+//! workloads, write results.csv / results.md / SVG plots.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::process::{Child, Command};
+
+use super::runner::{self, Report, RunConfig};
+use super::workload::Distribution;
+use crate::Client;
+
+/// The grid (`shardcache-bench sweep ...`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct SweepConfig {
+    /// The shardcache server binary; started as
+    /// `PATH --port P --shards N --metrics-addr ''`.
+    #[arg(long)]
+    pub server_bin: PathBuf,
+    /// Shard counts to start the server with.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    pub shards: Vec<usize>,
+    /// Connection counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub connections: Vec<usize>,
+    /// GET fractions.
+    #[arg(long, value_delimiter = ',', default_value = "0.5,0.95")]
+    pub read_ratios: Vec<f64>,
+    /// Key distributions.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "uniform,zipf"
+    )]
+    pub distributions: Vec<Distribution>,
+    /// Seconds measured per grid point.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Unmeasured seconds before each grid point.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Key space size (every key is SET once after each server start).
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 32)]
+    pub value_size: usize,
+    /// Requests per batch per connection.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Zipf exponent.
+    #[arg(long, default_value_t = 0.99)]
+    pub zipf_theta: f64,
+    /// Hot keys for the hotset distribution.
+    #[arg(long, default_value_t = 1)]
+    pub hot_keys: u64,
+    /// Hot share for the hotset distribution.
+    #[arg(long, default_value_t = 0.9)]
+    pub hot_share: f64,
+    /// Output directory (created).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also run the grid against `redis-server` and add a ratio column.
+    #[arg(long)]
+    pub compare_redis: bool,
+    /// The redis-server binary for --compare-redis.
+    #[arg(long, default_value = "redis-server")]
+    pub redis_bin: PathBuf,
+}
+
+/// One row of results.csv.
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepRow {
+    /// `shardcache` or `redis`.
+    pub server: String,
+    /// Shard count (0 for redis, which has no shards).
+    pub shards: usize,
+    /// Connections.
+    pub connections: usize,
+    /// GET fraction.
+    pub read_ratio: f64,
+    /// Key distribution.
+    pub distribution: Distribution,
+    /// The run's result.
+    pub report: Report,
+    /// Redis's ops/s at the same grid point, when compared.
+    pub redis_ops_per_sec: Option<f64>,
+}
+
+impl SweepRow {
+    /// shardcache ops/s divided by redis ops/s.
+    pub fn ratio(&self) -> Option<f64> {
+        self.redis_ops_per_sec
+            .filter(|r| *r > 0.0)
+            .map(|r| self.report.ops_per_sec / r)
+    }
+}
+
+/// A server process we started; SIGTERM on [`Server::stop`].
+struct Server {
+    /// The process.
+    child: Child,
+}
+
+/// Picks a free loopback port (bind to port 0, read it, release it).
+///
+/// # Errors
+/// When no socket can be bound.
+pub fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+impl Server {
+    /// Starts `bin args...` with stdout/stderr to `log`, waits up to 15 s for PING.
+    async fn start(bin: &Path, args: &[String], port: u16, log: &Path) -> anyhow::Result<Server> {
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut server = Server { child };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                anyhow::bail!(
+                    "{} exited with {status}; see {}",
+                    bin.display(),
+                    log.display()
+                );
+            }
+            if let Ok(mut c) = Client::connect(format!("127.0.0.1:{port}")).await {
+                if c.ping().await.is_ok() {
+                    return Ok(server);
+                }
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                server.stop().await;
+                anyhow::bail!(
+                    "{} did not answer PING within 15 s; see {}",
+                    bin.display(),
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s.
+    async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: plain kill(2) on our own child's pid; no memory involved.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Runs the whole sweep and writes DIR/results.csv, DIR/results.md,
+/// DIR/throughput.svg, DIR/p99.svg, server logs and per-point `INFO` dumps.
+///
+/// # Errors
+/// Output directory problems, a server that does not start, a run that fails.
+pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(cfg.out.join("info"))
+        .with_context(|| format!("creating {}", cfg.out.display()))?;
+    let points = grid(cfg);
+    let total = points.len() * (cfg.shards.len() + usize::from(cfg.compare_redis));
+    let mut done = 0;
+    let mut rows = Vec::new();
+
+    let mut redis_results = Vec::new();
+    if cfg.compare_redis {
+        let port = free_port()?;
+        let args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut server =
+            Server::start(&cfg.redis_bin, &args, port, &cfg.out.join("redis.log")).await?;
+        let res = run_points(cfg, &points, port, "redis", &mut done, total).await;
+        server.stop().await;
+        redis_results = res?;
+    }
+
+    for &shards in &cfg.shards {
+        let port = free_port()?;
+        let args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--shards".into(),
+            shards.to_string(),
+            "--metrics-addr".into(),
+            String::new(),
+        ];
+        let log = cfg.out.join(format!("server-shards-{shards}.log"));
+        let mut server = Server::start(&cfg.server_bin, &args, port, &log).await?;
+        let res = run_points(
+            cfg,
+            &points,
+            port,
+            &format!("shards-{shards}"),
+            &mut done,
+            total,
+        )
+        .await;
+        server.stop().await;
+        for (i, report) in res?.into_iter().enumerate() {
+            let (connections, read_ratio, distribution) = points[i];
+            rows.push(SweepRow {
+                server: "shardcache".into(),
+                shards,
+                connections,
+                read_ratio,
+                distribution,
+                redis_ops_per_sec: redis_results.get(i).map(|r: &Report| r.ops_per_sec),
+                report,
+            });
+        }
+    }
+    for (i, report) in redis_results.into_iter().enumerate() {
+        let (connections, read_ratio, distribution) = points[i];
+        rows.push(SweepRow {
+            server: "redis".into(),
+            shards: 0,
+            connections,
+            read_ratio,
+            distribution,
+            report,
+            redis_ops_per_sec: None,
+        });
+    }
+
+    std::fs::write(cfg.out.join("results.csv"), results_csv(&rows))?;
+    std::fs::write(
+        cfg.out.join("results.md"),
+        results_md(&rows, cfg.compare_redis),
+    )?;
+    super::plot::plot_all(&rows, &cfg.out)?;
+    eprintln!(
+        "wrote {}/results.csv, results.md, throughput.svg, p99.svg",
+        cfg.out.display()
+    );
+    Ok(())
+}
+
+/// `(connections, read_ratio, distribution)` for every grid point.
+fn grid(cfg: &SweepConfig) -> Vec<(usize, f64, Distribution)> {
+    let mut out = Vec::new();
+    for &d in &cfg.distributions {
+        for &rr in &cfg.read_ratios {
+            for &c in &cfg.connections {
+                out.push((c, rr, d));
+            }
+        }
+    }
+    out
+}
+
+/// Prefills, then runs every grid point against `127.0.0.1:port`, saving
+/// `INFO` after each point (lock-contention counters live there).
+async fn run_points(
+    cfg: &SweepConfig,
+    points: &[(usize, f64, Distribution)],
+    port: u16,
+    label: &str,
+    done: &mut usize,
+    total: usize,
+) -> anyhow::Result<Vec<Report>> {
+    let mut base = RunConfig::new("127.0.0.1", port);
+    base.duration = cfg.duration;
+    base.warmup = cfg.warmup;
+    base.keys = cfg.keys;
+    base.value_size = cfg.value_size;
+    base.pipeline = cfg.pipeline;
+    base.zipf_theta = cfg.zipf_theta;
+    base.hot_keys = cfg.hot_keys;
+    base.hot_share = cfg.hot_share;
+    runner::prefill(&base).await?;
+    let mut out = Vec::with_capacity(points.len());
+    for &(connections, read_ratio, distribution) in points {
+        let mut rc = base.clone();
+        rc.connections = connections;
+        rc.read_ratio = read_ratio;
+        rc.distribution = distribution;
+        *done += 1;
+        eprintln!("[{done}/{total}] {label} c={connections} rr={read_ratio} {distribution}");
+        let report = runner::run(&rc, false).await?;
+        eprintln!(
+            "    {:.0} ops/s  p99 {:.1} us  errors {}",
+            report.ops_per_sec, report.latency_us.p99, report.errors
+        );
+        if let Ok(mut c) = Client::connect(rc.addr()).await {
+            if let Ok(info) = c.info(None).await {
+                let name = format!("{label}-c{connections}-rr{read_ratio}-{distribution}.txt");
+                let _ = std::fs::write(cfg.out.join("info").join(name), info);
+            }
+        }
+        out.push(report);
+    }
+    Ok(out)
+}
+
+/// CSV with one line per (server, grid point).
+pub fn results_csv(rows: &[SweepRow]) -> String {
+    let mut s = String::from(
+        "server,shards,connections,read_ratio,distribution,ops_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,mean_us,errors,redis_ops_per_sec,ratio_vs_redis\n",
+    );
+    for r in rows {
+        let l = &r.report.latency_us;
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.server,
+            r.shards,
+            r.connections,
+            r.read_ratio,
+            r.distribution,
+            r.report.ops_per_sec,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            l.mean,
+            r.report.errors,
+            r.redis_ops_per_sec
+                .map(|x| x.to_string())
+                .unwrap_or_default(),
+            r.ratio().map(|x| format!("{x:.3}")).unwrap_or_default(),
+        );
+    }
+    s
+}
+
+/// A Markdown table of the same data.
+pub fn results_md(rows: &[SweepRow], compare: bool) -> String {
+    let mut s = String::from("| server | shards | conns | read ratio | dist | ops/s | p50 us | p99 us | p99.9 us | errors |");
+    if compare {
+        s.push_str(" redis ops/s | ratio |");
+    }
+    s.push('\n');
+    s.push_str("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    if compare {
+        s.push_str("---:|---:|");
+    }
+    s.push('\n');
+    for r in rows {
+        let l = &r.report.latency_us;
+        let shards = if r.server == "redis" {
+            "-".to_string()
+        } else {
+            r.shards.to_string()
+        };
+        let _ = write!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            r.server,
+            shards,
+            r.connections,
+            r.read_ratio,
+            r.distribution,
+            r.report.ops_per_sec,
+            l.p50,
+            l.p99,
+            l.p999,
+            r.report.errors
+        );
+        if compare {
+            let _ = write!(
+                s,
+                " {} | {} |",
+                r.redis_ops_per_sec
+                    .map(|x| format!("{x:.0}"))
+                    .unwrap_or_default(),
+                r.ratio().map(|x| format!("{x:.2}")).unwrap_or_default()
+            );
+        }
+        s.push('\n');
+    }
+    s
+}

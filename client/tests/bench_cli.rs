@@ -1,0 +1,219 @@
+//! The `shardcache-bench` binary end to end against a real redis-server.
+
+mod common;
+
+use std::process::Command;
+
+use common::{require, Redis};
+
+const BENCH: &str = env!("CARGO_BIN_EXE_shardcache-bench");
+
+#[test]
+fn run_json_against_redis() {
+    let Some(bin) = require("redis-server") else {
+        return;
+    };
+    let redis = Redis::start(&bin);
+    let out = Command::new(BENCH)
+        .args([
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &redis.port.to_string(),
+        ])
+        .args([
+            "--duration",
+            "1",
+            "--connections",
+            "4",
+            "--pipeline",
+            "4",
+            "--keys",
+            "1000",
+        ])
+        .args([
+            "--distribution",
+            "zipf",
+            "--read-ratio",
+            "0.8",
+            "--prefill",
+            "--threads",
+            "2",
+        ])
+        .args(["--output", "json"])
+        .output()
+        .expect("run bench");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON on stdout");
+    let ops = v["ops_per_sec"].as_f64().unwrap();
+    assert!(ops > 100.0, "{v}");
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert!(v["requests"].as_u64().unwrap() > 100);
+    assert!((v["duration_s"].as_f64().unwrap() - 1.0).abs() < 0.5, "{v}");
+    for section in ["latency_us", "get", "set"] {
+        for f in ["p50", "p90", "p99", "p999", "max", "mean"] {
+            assert!(
+                v[section][f].as_f64().unwrap() > 0.0,
+                "{section}.{f} in {v}"
+            );
+        }
+        assert!(v[section]["p50"].as_f64() <= v[section]["p99"].as_f64());
+    }
+    // Prefilled: every GET hits.
+    assert_eq!(v["get_misses"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["config"]["connections"].as_u64(), Some(4));
+    assert_eq!(v["config"]["distribution"].as_str(), Some("zipf"));
+    // Piped stderr: no progress line.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("ops/s"));
+}
+
+#[test]
+fn run_requests_open_loop_and_csv() {
+    let Some(bin) = require("redis-server") else {
+        return;
+    };
+    let redis = Redis::start(&bin);
+    let port = redis.port.to_string();
+    // Fixed request count.
+    let out = Command::new(BENCH)
+        .args([
+            "run",
+            "--port",
+            &port,
+            "--requests",
+            "5000",
+            "--connections",
+            "5",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["requests"].as_u64(), Some(5000), "{v}");
+
+    // Open loop at 2,000 req/s for 1 s: about 2,000 requests, latency from schedule.
+    let out = Command::new(BENCH)
+        .args([
+            "run",
+            "--port",
+            &port,
+            "--rate",
+            "2000",
+            "--duration",
+            "1",
+            "--connections",
+            "4",
+        ])
+        .args(["--distribution", "hotset", "--output", "csv"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), row.len());
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    let requests: u64 = col("requests").parse().unwrap();
+    assert!((1700..=2100).contains(&requests), "{text}");
+    assert_eq!(col("errors"), "0");
+    assert_eq!(col("distribution"), "hotset");
+
+    // Nothing listening: a clear failure, not a hang.
+    let dead = common::free_port().to_string();
+    let out = Command::new(BENCH)
+        .args(["run", "--port", &dead, "--duration", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+}
+
+/// The sweep machinery end to end, with redis-server standing in for the
+/// shardcache binary (a wrapper script drops `--shards` / `--metrics-addr`).
+#[test]
+fn sweep_writes_csv_markdown_and_plots() {
+    let Some(bin) = require("redis-server") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sc-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("fake-server.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n# args: --port P --shards N --metrics-addr ''\nexec {} --port \"$2\" --save '' --appendonly no --bind 127.0.0.1\n",
+            bin.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let out_dir = dir.join("out");
+    let out = Command::new(BENCH)
+        .args(["sweep", "--server-bin"])
+        .arg(&wrapper)
+        .args([
+            "--shards",
+            "1,4",
+            "--connections",
+            "1,2",
+            "--read-ratios",
+            "0.5",
+        ])
+        .args([
+            "--distributions",
+            "uniform,zipf",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--keys",
+            "500",
+        ])
+        .args(["--compare-redis", "--redis-bin"])
+        .arg(&bin)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
+    // header + 2 shards x 4 points + 4 redis points
+    assert_eq!(csv.lines().count(), 1 + 8 + 4, "{csv}");
+    let first = csv.lines().nth(1).unwrap();
+    assert!(first.starts_with("shardcache,1,1,0.5,uniform,"), "{first}");
+    assert!(!first.ends_with(','), "ratio column filled: {first}");
+    let md = std::fs::read_to_string(out_dir.join("results.md")).unwrap();
+    assert!(md.contains("| ratio |"), "{md}");
+    for svg in ["throughput.svg", "p99.svg"] {
+        let s = std::fs::read_to_string(out_dir.join(svg)).unwrap();
+        assert!(s.contains("<svg") && s.contains("conns"), "{svg}");
+    }
+    assert!(out_dir.join("server-shards-4.log").exists());
+    assert!(std::fs::read_dir(out_dir.join("info")).unwrap().count() >= 8);
+    let _ = std::fs::remove_dir_all(&dir);
+}

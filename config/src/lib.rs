@@ -1,0 +1,399 @@
+//! Every shardcache option, in one place: defined, documented and validated.
+//!
+//! Each option is a `clap` argument that can also come from an environment variable
+//! `SHARDCACHE_<NAME>` (upper case, `-` → `_`). Option names follow Redis's configuration
+//! names (`maxmemory`, `maxmemory-policy`, `proto-max-bulk-len`, …) so that users recognise them.
+//!
+//! Parsing is split from validation: [`Config::parse_from_env_and_args`] lets clap read the
+//! values, then [`Config::validate`] checks the cross-field rules and returns one clear
+//! [`ConfigError`] that names the option and says why. The binary prints it and exits non-zero.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The largest shard count accepted: beyond it each shard holds too few keys to matter and the
+/// per-shard metric series become a burden.
+pub const MAX_SHARDS: usize = 65536;
+
+/// An option had a value that cannot work. The message names the option and the reason.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid value for --{option}: {reason}")]
+pub struct ConfigError {
+    /// The option's long name, without dashes.
+    pub option: &'static str,
+    /// Why the value was refused, in words a user can act on.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(option: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError {
+            option,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Log line format: human-readable text for terminals, JSON lines for log collectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (for Loki, Elasticsearch, CloudWatch…).
+    Json,
+}
+
+/// A byte size written the way Redis accepts it in its configuration: a plain number of bytes,
+/// or a number with a unit `k`/`m`/`g` (powers of 1000) or `kb`/`mb`/`gb` (powers of 1024),
+/// case-insensitive (`64mb`, `1GB`, `500k`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// The size in bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_memory(s).map(ByteSize)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Parses a memory size with Redis's units (see [`ByteSize`]). Shared with `CONFIG SET`.
+///
+/// # Errors
+/// A message saying why the text is not a size.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!(
+            "'{s}' is not a size (examples: 1048576, 64mb, 1gb)"
+        ));
+    }
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is too large"))?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown unit (use k, kb, m, mb, g or gb)"
+            ))
+        }
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// The default shard count: the smallest power of two at or above four times the number of
+/// CPUs the process may run on, and at least 16. Four shards per core keeps the chance that two
+/// cores want the same shard low for uniform keys, while each shard stays large enough that
+/// per-shard overhead (a lock, a table, metric series) is negligible.
+pub fn default_shards() -> usize {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    (cpus * 4).next_power_of_two().clamp(16, MAX_SHARDS)
+}
+
+/// Subcommands of the `shardcache` binary besides running the server.
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum Tool {
+    /// Send PING to a running server and exit 0 on PONG, 1 otherwise. Used as the container
+    /// HEALTHCHECK, since the image has no shell and no redis-cli.
+    Health {
+        /// Address to check.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to check.
+        #[arg(long, default_value_t = 6379, env = "SHARDCACHE_PORT")]
+        port: u16,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        /// Password, when the server has `requirepass`.
+        #[arg(long, env = "SHARDCACHE_REQUIREPASS", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+/// shardcache: a Redis-protocol in-memory cache on a sharded, lock-instrumented store.
+///
+/// Every option can also be set from the environment as SHARDCACHE_<OPTION> (for example
+/// SHARDCACHE_PORT=6380, SHARDCACHE_MAXMEMORY=256mb).
+#[derive(Debug, Clone, Parser, PartialEq, Eq)]
+#[command(name = "shardcache", version, about, long_about = None)]
+pub struct Config {
+    /// A tool to run instead of the server.
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
+
+    /// Address to listen on. The default only accepts local clients; use 0.0.0.0 to accept
+    /// others (the container image does).
+    #[arg(long, env = "SHARDCACHE_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+
+    /// TCP port for the Redis protocol. 0 picks a free port (it is logged).
+    #[arg(long, env = "SHARDCACHE_PORT", default_value_t = 6379)]
+    pub port: u16,
+
+    /// Number of shards: a power of two from 1 to 65536. Each shard is one RwLock over its own
+    /// table. Default: the smallest power of two >= 4 x CPUs, at least 16.
+    #[arg(long, env = "SHARDCACHE_SHARDS", default_value_t = default_shards())]
+    pub shards: usize,
+
+    /// Number of logical databases (SELECT 0..N-1), as Redis's `databases`.
+    #[arg(long, env = "SHARDCACHE_DATABASES", default_value_t = 16)]
+    pub databases: usize,
+
+    /// Maximum number of simultaneous client connections; the next one gets
+    /// "-ERR max number of clients reached" and is closed.
+    #[arg(long, env = "SHARDCACHE_MAXCLIENTS", default_value_t = 10000)]
+    pub maxclients: usize,
+
+    /// Largest bulk string a client may send, in bytes (units accepted: 512mb, 1gb).
+    #[arg(
+        long = "proto-max-bulk-len",
+        env = "SHARDCACHE_PROTO_MAX_BULK_LEN",
+        default_value = "512mb"
+    )]
+    pub proto_max_bulk_len: ByteSize,
+
+    /// Seconds to wait, after SIGTERM or SIGINT, for connections to finish the batch they are
+    /// executing before the process exits anyway.
+    #[arg(
+        long = "shutdown-timeout",
+        env = "SHARDCACHE_SHUTDOWN_TIMEOUT",
+        default_value_t = 10
+    )]
+    pub shutdown_timeout: u64,
+
+    /// Log filter: error, warn, info, debug, trace (or a tracing directive like
+    /// "shardcache_server=debug").
+    #[arg(
+        long = "log-level",
+        env = "SHARDCACHE_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+
+    /// Log format on stdout.
+    #[arg(long = "log-format", env = "SHARDCACHE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Address of the Prometheus metrics HTTP endpoint (path /metrics). Empty turns it off.
+    #[arg(
+        long = "metrics-addr",
+        env = "SHARDCACHE_METRICS_ADDR",
+        default_value = "127.0.0.1:9379"
+    )]
+    pub metrics_addr: String,
+}
+
+impl Config {
+    /// Parses the process's arguments and environment, then validates.
+    ///
+    /// # Errors
+    /// The first invalid option, with its reason. (`--help`, `--version` and clap's own parse
+    /// errors exit the process from inside clap, as usual for a CLI.)
+    pub fn parse_from_env_and_args() -> Result<Config, ConfigError> {
+        let c = Config::parse();
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every rule clap's types cannot express.
+    ///
+    /// # Errors
+    /// The first option whose value cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.shards == 0 || !self.shards.is_power_of_two() || self.shards > MAX_SHARDS {
+            return Err(ConfigError::new(
+                "shards",
+                format!(
+                    "{} is not a power of two between 1 and {MAX_SHARDS} (try {})",
+                    self.shards,
+                    self.shards.max(1).next_power_of_two().min(MAX_SHARDS)
+                ),
+            ));
+        }
+        if self.databases == 0 || self.databases > 1_000_000 {
+            return Err(ConfigError::new(
+                "databases",
+                format!("{} is not between 1 and 1000000", self.databases),
+            ));
+        }
+        if self.maxclients == 0 {
+            return Err(ConfigError::new("maxclients", "must be at least 1"));
+        }
+        let bulk = self.proto_max_bulk_len.bytes();
+        if bulk < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "proto-max-bulk-len",
+                format!("{bulk} is below the minimum of 1mb"),
+            ));
+        }
+        if bulk > i64::MAX as u64 {
+            return Err(ConfigError::new("proto-max-bulk-len", "is too large"));
+        }
+        if self.bind.trim().is_empty() {
+            return Err(ConfigError::new("bind", "must not be empty"));
+        }
+        self.listen_addr()?;
+        self.metrics_socket_addr()?;
+        Ok(())
+    }
+
+    /// The Redis-protocol listen address from `--bind` and `--port`.
+    ///
+    /// # Errors
+    /// When `--bind` is not an IP address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let ip: std::net::IpAddr = self.bind.trim().parse().map_err(|_| {
+            ConfigError::new(
+                "bind",
+                format!("'{}' is not an IPv4 or IPv6 address", self.bind),
+            )
+        })?;
+        Ok(SocketAddr::new(ip, self.port))
+    }
+
+    /// The metrics endpoint's address, or `None` when `--metrics-addr` is empty.
+    ///
+    /// # Errors
+    /// When the value is neither empty nor `IP:PORT`.
+    pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let s = self.metrics_addr.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| {
+            ConfigError::new(
+                "metrics-addr",
+                format!(
+                    "'{s}' is not IP:PORT (for example 127.0.0.1:9379), or empty to turn it off"
+                ),
+            )
+        })
+    }
+
+    /// The graceful-shutdown deadline.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout)
+    }
+
+    /// A configuration with every default, for tests and embedding.
+    pub fn defaults() -> Config {
+        Config::parse_from(["shardcache"])
+    }
+}
+
+/// Where the process may read its cgroup limits; a parameter so tests can pass a fake tree.
+pub fn default_cgroup_root() -> PathBuf {
+    PathBuf::from("/sys/fs/cgroup")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut all = vec!["shardcache"];
+        all.extend_from_slice(args);
+        let c = Config::try_parse_from(all).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.port, 6379);
+        assert_eq!(c.bind, "127.0.0.1");
+        assert!(c.shards.is_power_of_two() && c.shards >= 16);
+        assert_eq!(c.proto_max_bulk_len.bytes(), 512 * 1024 * 1024);
+        assert_eq!(c.maxclients, 10000);
+        assert_eq!(c.databases, 16);
+        assert_eq!(
+            c.metrics_socket_addr().unwrap(),
+            Some("127.0.0.1:9379".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn shard_counts() {
+        for ok in ["1", "2", "64", "1024", "65536"] {
+            assert!(parse(&["--shards", ok]).is_ok(), "{ok}");
+        }
+        for bad in ["0", "3", "100", "131072"] {
+            let e = parse(&["--shards", bad]).unwrap_err();
+            assert!(e.contains("--shards") && e.contains("power of two"), "{e}");
+        }
+    }
+
+    #[test]
+    fn memory_units() {
+        let cases = [
+            ("100", 100),
+            ("1k", 1000),
+            ("1kb", 1024),
+            ("64mb", 64 << 20),
+            ("64MB", 64 << 20),
+            ("2g", 2_000_000_000),
+            ("1gb", 1 << 30),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_memory(s), Ok(want), "{s}");
+        }
+        for bad in ["", "mb", "12xb", "-1", "99999999999999999999"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let e = parse(&["--bind", "localhost"]).unwrap_err();
+        assert!(e.contains("--bind"), "{e}");
+        let e = parse(&["--metrics-addr", "nope"]).unwrap_err();
+        assert!(e.contains("--metrics-addr"), "{e}");
+        assert_eq!(
+            parse(&["--metrics-addr", ""])
+                .unwrap()
+                .metrics_socket_addr(),
+            Ok(None)
+        );
+        let e = parse(&["--proto-max-bulk-len", "10"]).unwrap_err();
+        assert!(e.contains("proto-max-bulk-len"), "{e}");
+        let e = parse(&["--maxclients", "0"]).unwrap_err();
+        assert!(e.contains("maxclients"), "{e}");
+    }
+
+    #[test]
+    fn health_subcommand() {
+        let c = parse(&["health", "--port", "7000"]).unwrap();
+        assert!(matches!(c.tool, Some(Tool::Health { port: 7000, .. })));
+    }
+}

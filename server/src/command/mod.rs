@@ -1,0 +1,567 @@
+//! The command table and dispatch.
+//!
+//! A request is looked up by name (case-insensitive, no allocation), its arity checked against
+//! the table the way Redis does (positive: exact, negative: at least), the memory limit
+//! enforced for commands flagged `denyoom`, and its handler run. Handlers write their reply
+//! straight into the connection's output buffer, or return a [`CmdError`] whose text is Redis's.
+//! The table also feeds `COMMAND`, `COMMAND COUNT` and `COMMAND DOCS`.
+
+mod connection;
+mod keys;
+mod server;
+mod strings;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use shardcache_protocol::{reply, Request, Version};
+
+use crate::connection::ClientState;
+use crate::state::Shared;
+
+/// The Redis version shardcache reports (`INFO`'s `redis_version`, `HELLO`'s `version`).
+pub fn connection_compat_version() -> &'static str {
+    connection::REDIS_COMPAT_VERSION
+}
+
+/// What the connection does after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep serving.
+    Continue,
+    /// Flush the replies so far and close (`QUIT`, protocol error).
+    Close,
+}
+
+/// A command failed; the reply is an error with this text (which starts with the error code,
+/// e.g. `ERR`, `WRONGTYPE`, `OOM`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdError(pub Cow<'static, str>);
+
+impl CmdError {
+    /// Redis's `-ERR syntax error`.
+    pub const SYNTAX: CmdError = CmdError(Cow::Borrowed("ERR syntax error"));
+    /// Redis's reply to a malformed or out-of-range integer argument.
+    pub const NOT_INTEGER: CmdError =
+        CmdError(Cow::Borrowed("ERR value is not an integer or out of range"));
+    /// Redis's reply when a write would exceed `maxmemory` under `noeviction`.
+    pub const OOM: CmdError = CmdError(Cow::Borrowed(
+        "OOM command not allowed when used memory > 'maxmemory'.",
+    ));
+
+    /// An error with a computed message.
+    pub fn msg(s: impl Into<String>) -> CmdError {
+        CmdError(Cow::Owned(s.into()))
+    }
+}
+
+/// What a handler returns: `Ok` once it has written its reply, or the error to send.
+pub type CmdResult = Result<(), CmdError>;
+
+/// Everything a handler may touch.
+pub struct Ctx<'a> {
+    /// Server-wide state.
+    pub shared: &'a Shared,
+    /// This connection's state.
+    pub client: &'a mut ClientState,
+    /// The reply buffer of the current batch.
+    pub out: &'a mut BytesMut,
+    /// Set by `QUIT`.
+    pub flow: Flow,
+}
+
+impl Ctx<'_> {
+    /// The connection's reply protocol.
+    pub fn version(&self) -> Version {
+        self.client.version
+    }
+    /// Writes `+OK`.
+    pub fn ok(&mut self) -> CmdResult {
+        reply::simple(self.out, b"OK");
+        Ok(())
+    }
+    /// Writes a bulk string.
+    pub fn bulk(&mut self, b: &[u8]) -> CmdResult {
+        reply::bulk(self.out, b);
+        Ok(())
+    }
+    /// Writes an integer.
+    pub fn int(&mut self, n: i64) -> CmdResult {
+        reply::integer(self.out, n);
+        Ok(())
+    }
+    /// Writes the null bulk string (`$-1` / RESP3 `_`).
+    pub fn null(&mut self) -> CmdResult {
+        reply::null(self.out, self.client.version);
+        Ok(())
+    }
+    /// Writes a bulk string, or null for `None`.
+    pub fn opt_bulk(&mut self, b: Option<&[u8]>) -> CmdResult {
+        match b {
+            Some(b) => self.bulk(b),
+            None => self.null(),
+        }
+    }
+}
+
+/// A handler: parses `args` (`args[0]` is the command name) and writes a reply.
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
+
+/// One row of the command table, in the shape `COMMAND` reports.
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly n arguments (name included), `-n` at least n.
+    pub arity: i32,
+    /// Redis command flags (`write`, `readonly`, `denyoom`, `fast`, …).
+    pub flags: &'static [&'static str],
+    /// First key argument position (0: no keys).
+    pub first_key: i32,
+    /// Last key position (-1: the last argument).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// Redis command group, for `COMMAND DOCS`.
+    pub group: &'static str,
+    /// One-line summary, for `COMMAND DOCS` and redis-cli's help.
+    pub summary: &'static str,
+    /// The function that runs it.
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    fn has_flag(&self, f: &str) -> bool {
+        self.flags.contains(&f)
+    }
+}
+
+macro_rules! cmd {
+    ($name:literal, $arity:expr, [$($flag:literal),*], $fk:expr, $lk:expr, $step:expr, $group:literal, $summary:literal, $handler:path) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: &[$($flag),*],
+            first_key: $fk,
+            last_key: $lk,
+            step: $step,
+            group: $group,
+            summary: $summary,
+            handler: $handler,
+        }
+    };
+}
+
+/// Every command shardcache knows, sorted by name.
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd!(
+        "command",
+        -1,
+        ["loading", "stale"],
+        0,
+        0,
+        0,
+        "server",
+        "Get array of command details",
+        server::command
+    ),
+    cmd!(
+        "config",
+        -2,
+        ["admin", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+        "server",
+        "Get or set configuration parameters",
+        server::config
+    ),
+    cmd!(
+        "dbsize",
+        1,
+        ["readonly", "fast"],
+        0,
+        0,
+        0,
+        "server",
+        "Return the number of keys in the selected database",
+        server::dbsize
+    ),
+    cmd!(
+        "del",
+        -2,
+        ["write"],
+        1,
+        -1,
+        1,
+        "generic",
+        "Delete keys",
+        keys::del
+    ),
+    cmd!(
+        "echo",
+        2,
+        ["fast"],
+        0,
+        0,
+        0,
+        "connection",
+        "Echo the given string",
+        connection::echo
+    ),
+    cmd!(
+        "exists",
+        -2,
+        ["readonly", "fast"],
+        1,
+        -1,
+        1,
+        "generic",
+        "Determine if keys exist",
+        keys::exists
+    ),
+    cmd!(
+        "flushall",
+        -1,
+        ["write"],
+        0,
+        0,
+        0,
+        "server",
+        "Remove all keys from all databases",
+        server::flushall
+    ),
+    cmd!(
+        "flushdb",
+        -1,
+        ["write"],
+        0,
+        0,
+        0,
+        "server",
+        "Remove all keys from the current database",
+        server::flushdb
+    ),
+    cmd!(
+        "get",
+        2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Get the value of a key",
+        strings::get
+    ),
+    cmd!(
+        "hello",
+        -1,
+        ["noscript", "loading", "stale", "fast", "no_auth"],
+        0,
+        0,
+        0,
+        "connection",
+        "Handshake with the server",
+        connection::hello
+    ),
+    cmd!(
+        "info",
+        -1,
+        ["loading", "stale"],
+        0,
+        0,
+        0,
+        "server",
+        "Get information and statistics about the server",
+        server::info
+    ),
+    cmd!(
+        "ping",
+        -1,
+        ["fast"],
+        0,
+        0,
+        0,
+        "connection",
+        "Ping the server",
+        connection::ping
+    ),
+    cmd!(
+        "quit",
+        -1,
+        ["fast", "no_auth"],
+        0,
+        0,
+        0,
+        "connection",
+        "Close the connection",
+        connection::quit
+    ),
+    cmd!(
+        "select",
+        2,
+        ["loading", "stale", "fast"],
+        0,
+        0,
+        0,
+        "connection",
+        "Change the selected database",
+        connection::select
+    ),
+    cmd!(
+        "set",
+        -3,
+        ["write", "denyoom"],
+        1,
+        1,
+        1,
+        "string",
+        "Set the string value of a key",
+        strings::set
+    ),
+];
+
+fn table() -> &'static HashMap<&'static [u8], usize, ahash::RandomState> {
+    static TABLE: OnceLock<HashMap<&'static [u8], usize, ahash::RandomState>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_bytes(), i))
+            .collect()
+    })
+}
+
+/// Finds a command by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    table().get(&*lower).map(|&i| (i, &COMMANDS[i]))
+}
+
+/// Per-command counters for `INFO commandstats` and the metrics endpoint, indexed like
+/// [`COMMANDS`].
+pub struct CommandStats {
+    entries: Box<[CommandCounters]>,
+}
+
+/// Counters of one command. Aligned so two commands' counters never share a cache line.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct CommandCounters {
+    /// Executions.
+    pub calls: AtomicU64,
+    /// Total execution time in microseconds.
+    pub usec: AtomicU64,
+    /// Executions that replied with an error (after the command was found).
+    pub failed: AtomicU64,
+}
+
+impl CommandStats {
+    /// Zeroed counters for every command in the table.
+    pub fn new() -> CommandStats {
+        CommandStats {
+            entries: COMMANDS
+                .iter()
+                .map(|_| CommandCounters::default())
+                .collect(),
+        }
+    }
+    /// Counters of the command at `index` in [`COMMANDS`].
+    pub fn get(&self, index: usize) -> Option<&CommandCounters> {
+        self.entries.get(index)
+    }
+}
+
+impl Default for CommandStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Executes one request and appends its reply to `out`.
+pub fn execute(
+    shared: &Shared,
+    client: &mut ClientState,
+    request: &Request,
+    out: &mut BytesMut,
+) -> Flow {
+    let args = request.args();
+    let Some(name) = args.first() else {
+        return Flow::Continue;
+    };
+    shared.commands_processed.fetch_add(1, Ordering::Relaxed);
+    let Some((index, spec)) = lookup(name) else {
+        reply::error(out, unknown_command(args).as_bytes());
+        return Flow::Continue;
+    };
+    let argc = args.len() as i64;
+    let arity = i64::from(spec.arity);
+    if (arity > 0 && argc != arity) || argc < -arity {
+        let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
+        reply::error(out, msg.as_bytes());
+        return Flow::Continue;
+    }
+    let counters = shared.command_stats.get(index);
+    let start = Instant::now();
+    let mut ctx = Ctx {
+        shared,
+        client,
+        out,
+        flow: Flow::Continue,
+    };
+    let result = if spec.has_flag("denyoom") && shared.store.reclaim_memory().is_err() {
+        Err(CmdError::OOM)
+    } else {
+        (spec.handler)(&mut ctx, args)
+    };
+    let flow = ctx.flow;
+    if let Err(e) = result {
+        reply::error(out, e.0.as_bytes());
+        if let Some(c) = counters {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if let Some(c) = counters {
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        c.usec
+            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+    flow
+}
+
+/// Redis 7's text for an unknown command: the name, then up to 128 bytes of arguments, each
+/// quoted and followed by a space; CR and LF become spaces.
+fn unknown_command(args: &[Bytes]) -> String {
+    let name = String::from_utf8_lossy(truncate(&args[0], 128));
+    let mut rest = String::new();
+    for a in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        rest.push('\'');
+        rest.push_str(&String::from_utf8_lossy(truncate(a, room)));
+        rest.push_str("' ");
+    }
+    format!("ERR unknown command '{name}', with args beginning with: {rest}")
+        .replace(['\r', '\n'], " ")
+}
+
+fn truncate(b: &[u8], n: usize) -> &[u8] {
+    &b[..b.len().min(n)]
+}
+
+/// Parses an integer argument with Redis's strictness (no spaces, no `+`, no leading zeros).
+///
+/// # Errors
+/// [`CmdError::NOT_INTEGER`].
+pub fn parse_i64(b: &[u8]) -> Result<i64, CmdError> {
+    parse_i64_strict(b).ok_or(CmdError::NOT_INTEGER)
+}
+
+/// Redis's `string2ll`: the exact decimal form of an `i64` and nothing else.
+pub fn parse_i64_strict(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b {
+        [] => return None,
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, b),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !neg => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub fn eq_ic(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for w in COMMANDS.windows(2) {
+            assert!(w[0].name < w[1].name, "{} / {}", w[0].name, w[1].name);
+        }
+        assert_eq!(table().len(), COMMANDS.len());
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"GeT").map(|(_, s)| s.name), Some("get"));
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn strict_integers() {
+        let ok = [
+            ("0", 0),
+            ("-1", -1),
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+        ];
+        for (s, v) in ok {
+            assert_eq!(parse_i64_strict(s.as_bytes()), Some(v), "{s}");
+        }
+        for s in [
+            "",
+            "-",
+            "+1",
+            "01",
+            "-0",
+            " 1",
+            "1 ",
+            "9223372036854775808",
+            "1.0",
+            "-9223372036854775809",
+        ] {
+            assert_eq!(parse_i64_strict(s.as_bytes()), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        let args: Vec<Bytes> = ["foo", "bar", "baz"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
+        assert_eq!(
+            unknown_command(&args),
+            "ERR unknown command 'foo', with args beginning with: 'bar' 'baz' "
+        );
+        let args = vec![Bytes::from("foo")];
+        assert_eq!(
+            unknown_command(&args),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+    }
+}

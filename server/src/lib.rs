@@ -1,0 +1,22 @@
+//! The shardcache server: wires the RESP codec (`shardcache-protocol`) to the sharded store
+//! (`shardcache-storage`) over tokio.
+//!
+//! The binary (`src/bin/shardcache.rs`) is thin: it reads the [`Config`], sets up logging,
+//! binds the listener and calls [`run`]. Everything else is here, testable without a process.
+//!
+//! - [`server`]: the accept loop, connection limit and graceful shutdown.
+//! - [`connection`]: one task per client; decodes every complete request in its read buffer,
+//!   executes them in order and flushes all replies of the batch with one write.
+//! - [`command`]: the command table (names, arity, flags) and the handlers.
+//! - [`info`]: the `INFO` sections.
+
+pub mod command;
+pub mod connection;
+pub mod health;
+pub mod info;
+pub mod server;
+pub mod state;
+
+pub use server::{run, Listening};
+pub use shardcache_config::Config;
+pub use state::Shared;

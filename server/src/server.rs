@@ -1,0 +1,169 @@
+//! The accept loop, the connection limit and graceful shutdown.
+//!
+//! Shutdown follows mini-redis: one [`CancellationToken`] that every connection task selects on,
+//! and a [`TaskTracker`] the server waits on until the last task has flushed its batch and
+//! closed (or the `shutdown-timeout` passes).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::connection::Connection;
+use crate::state::Shared;
+use crate::Config;
+
+/// How often the background reclaimer looks for expired keys nobody touches.
+const EXPIRE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A bound server, before it starts accepting: lets tests and the binary learn the real port.
+pub struct Listening {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Listening {
+    /// Validates nothing (the config must be valid), binds `--bind:--port` and builds the store.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the store refuses the configuration.
+    pub async fn bind(config: Config) -> anyhow::Result<Listening> {
+        let addr = config.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let port = listener.local_addr()?.port();
+        let shared = Arc::new(Shared::new(config, port)?);
+        Ok(Listening { listener, shared })
+    }
+
+    /// The address actually bound.
+    ///
+    /// # Errors
+    /// Only if the OS cannot report it.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (store, counters), e.g. for the metrics exporter.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Serves until `shutdown` completes, then drains connections.
+    ///
+    /// # Errors
+    /// Never in practice; accept errors are logged and retried with a back-off.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        run(self.listener, self.shared, shutdown).await
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then stops accepting, lets every
+/// connection finish and flush the batch it is executing, and returns once all are closed or
+/// `shutdown-timeout` has passed.
+///
+/// # Errors
+/// Never in practice; accept errors are logged and retried with a back-off.
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let reclaimer = shared.store.spawn_reclaimer(EXPIRE_INTERVAL);
+
+    info!(
+        addr = %listener.local_addr()?,
+        shards = shared.store.shard_count(),
+        version = env!("CARGO_PKG_VERSION"),
+        "shardcache ready to accept connections"
+    );
+
+    tokio::select! {
+        () = accept_loop(&listener, &shared, &token, &tracker) => {}
+        () = shutdown => {}
+    }
+
+    let open = shared.connected_clients.load(Ordering::Relaxed);
+    info!(
+        open_connections = open,
+        "shutting down: no longer accepting"
+    );
+    drop(listener);
+    token.cancel();
+    tracker.close();
+    let deadline = shared.config.shutdown_timeout();
+    if tokio::time::timeout(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            timeout_s = deadline.as_secs(),
+            "connections still open at the shutdown deadline; closing them"
+        );
+    }
+    drop(reclaimer);
+    info!("shardcache stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    token: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(pair) => {
+                backoff = Duration::from_millis(1);
+                pair
+            }
+            Err(e) => {
+                // EMFILE, ENFILE, ENOBUFS…: back off instead of spinning on the error.
+                error!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        shared.connections_total.fetch_add(1, Ordering::Relaxed);
+        let clients = shared.connected_clients.fetch_add(1, Ordering::AcqRel);
+        if clients >= shared.config.maxclients {
+            shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tracker.spawn(refuse(socket));
+            continue;
+        }
+        let _ = socket.set_nodelay(true);
+        let conn = Connection::new(socket, peer, Arc::clone(shared));
+        let token = token.clone();
+        let shared = Arc::clone(shared);
+        tracker.spawn(async move {
+            conn.run(token).await;
+            shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+/// Tells a client over `maxclients` why, then closes.
+async fn refuse(mut socket: TcpStream) {
+    let write = async {
+        socket
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await?;
+        socket.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}

@@ -1,0 +1,293 @@
+//! Eviction above `maxmemory`, approximating Redis.
+//!
+//! Like Redis's `performEvictions`, each round samples `samples` keys and merges them into
+//! a pool of the 16 best candidates seen so far (the pool persists across rounds and calls),
+//! then evicts the best one. Differences, all in the direction of better choices:
+//!
+//! * a round samples one random shard (every database in it); when that yields nothing,
+//!   all shards are swept before concluding nothing is evictable;
+//! * `volatile-*` policies sample from the shard's expiry index (a uniform sample of keys
+//!   *with* a TTL, however few they are), and `volatile-ttl` also considers the index top,
+//!   i.e. the shard's exact soonest-expiring key;
+//! * keys found already expired are the best candidates and are counted as expired.
+//!
+//! Random sampling inside a `HashTable` (which has no index access) probes the table with
+//! random hashes via `iter_hash` (one group per probe, ~10% of probes hit), falling back to
+//! a linear skip; tables of at most 32 entries are sampled exhaustively.
+
+use crate::entry::{lfu_decayed, Entry};
+use crate::error::OutOfMemory;
+use crate::policy::EvictionPolicy;
+use crate::shard::{ShardData, ShardMut};
+use crate::store::Store;
+use bytes::Bytes;
+use hashbrown::HashTable;
+use rand::Rng;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Candidates kept between rounds (Redis `EVPOOL_SIZE`).
+pub(crate) const POOL_SIZE: usize = 16;
+
+/// A candidate for eviction; higher `score` = better to evict.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    score: u64,
+    shard: usize,
+    db: usize,
+    hash: u64,
+    key: Bytes,
+}
+
+/// The eviction pool, ascending by score.
+#[derive(Debug, Default)]
+pub(crate) struct EvictionPool {
+    cands: Vec<Candidate>,
+}
+
+impl EvictionPool {
+    pub(crate) fn clear(&mut self) {
+        self.cands.clear();
+    }
+
+    fn offer(&mut self, c: Candidate) {
+        if let Some(old) = self
+            .cands
+            .iter()
+            .position(|o| o.hash == c.hash && o.db == c.db && o.shard == c.shard && o.key == c.key)
+        {
+            self.cands.remove(old);
+        } else if self.cands.len() >= POOL_SIZE {
+            if self.cands[0].score >= c.score {
+                return;
+            }
+            self.cands.remove(0);
+        }
+        let at = self.cands.partition_point(|o| o.score <= c.score);
+        self.cands.insert(at, c);
+    }
+
+    fn pop_best(&mut self) -> Option<Candidate> {
+        self.cands.pop()
+    }
+}
+
+/// Calls `out` with up to `n` pseudo-random entries of `table` (all of them if it has at
+/// most 32). May repeat entries.
+pub(crate) fn sample_table<'t>(
+    table: &'t HashTable<Entry>,
+    n: usize,
+    rng: &mut impl Rng,
+    mut out: impl FnMut(&'t Entry),
+) {
+    let len = table.len();
+    if len == 0 {
+        return;
+    }
+    if len <= 32 {
+        table.iter().for_each(out);
+        return;
+    }
+    let mut got = 0;
+    let mut tries = 0;
+    while got < n && tries < n * 32 {
+        tries += 1;
+        if let Some(e) = table.iter_hash(rng.random()).next() {
+            out(e);
+            got += 1;
+        }
+    }
+    if got < n {
+        let skip = rng.random_range(0..len);
+        for e in table.iter().cycle().skip(skip).take(n - got) {
+            out(e);
+        }
+    }
+}
+
+impl Store {
+    fn score(&self, policy: EvictionPolicy, e: &Entry, now: u64) -> u64 {
+        if e.expired_at(now) {
+            return u64::MAX;
+        }
+        match policy {
+            EvictionPolicy::VolatileTtl => u64::MAX - 1 - e.expires_at_ms,
+            p if p.is_lfu() => 255 - lfu_decayed(e.access.load(Relaxed), now) as u64,
+            EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom => 0,
+            _ => (now as u32).wrapping_sub(e.access.load(Relaxed)) as u64,
+        }
+    }
+
+    /// Samples one shard's candidates into `pool` (or, for random policies, just offers
+    /// random keys with equal score). Returns how many were offered.
+    fn sample_shard(
+        &self,
+        idx: usize,
+        policy: EvictionPolicy,
+        pool: &mut EvictionPool,
+        rng: &mut impl Rng,
+        now: u64,
+    ) -> usize {
+        let samples = if matches!(
+            policy,
+            EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom
+        ) {
+            1
+        } else {
+            self.samples()
+        };
+        let g = self.shards[idx].lock.read();
+        let data: &ShardData = &g;
+        let offered = std::cell::Cell::new(0usize);
+        let mut offer = |e: &Entry, db: usize| {
+            pool.offer(Candidate {
+                score: self.score(policy, e, now),
+                shard: idx,
+                db,
+                hash: e.hash,
+                key: e.key.clone(),
+            });
+            offered.set(offered.get() + 1);
+        };
+        if policy.is_volatile() {
+            let items = data.expiry.as_slice();
+            if items.is_empty() {
+                return 0;
+            }
+            let lookup = |i: usize| {
+                let it = &items[i];
+                let db = it.db as usize;
+                data.tables[db]
+                    .find(it.hash, |e| e.key == it.key)
+                    .filter(|e| e.expires_at_ms == it.at)
+                    .map(|e| (e, db))
+            };
+            if policy == EvictionPolicy::VolatileTtl {
+                // The heap's first element is the shard's soonest expiry.
+                if let Some((e, db)) = lookup(0) {
+                    offer(e, db);
+                }
+            }
+            let mut got = 0;
+            for _ in 0..samples * 4 {
+                if got >= samples {
+                    break;
+                }
+                if let Some((e, db)) = lookup(rng.random_range(0..items.len())) {
+                    offer(e, db);
+                    got += 1;
+                }
+            }
+        } else {
+            let start = rng.random_range(0..data.tables.len());
+            for k in 0..data.tables.len() {
+                let db = (start + k) % data.tables.len();
+                sample_table(&data.tables[db], samples, rng, |e| offer(e, db));
+                if samples == 1 && offered.get() > 0 {
+                    break;
+                }
+            }
+        }
+        offered.get()
+    }
+
+    /// Evicts one candidate if it still exists (and still has a TTL for volatile policies).
+    fn evict(&self, c: &Candidate, volatile: bool, now: u64) -> bool {
+        let shard = &self.shards[c.shard];
+        let mut g = shard.lock.write();
+        let removed = ShardMut {
+            store: self,
+            shard,
+            data: &mut g,
+        }
+        .remove_if(c.db, c.hash, &c.key, |e| !volatile || e.expires_at_ms != 0);
+        drop(g);
+        match removed {
+            Some(e) if e.expired_at(now) => {
+                shard.counters.expired.fetch_add(1, Relaxed);
+                true
+            }
+            Some(_) => {
+                shard.counters.evicted.fetch_add(1, Relaxed);
+                tracing::trace!(shard = c.shard, db = c.db, "evicted key");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The slow path of [`Store::reclaim_memory`].
+    #[cold]
+    pub(crate) fn evict_until_under(&self) -> Result<(), OutOfMemory> {
+        let mut pool = self.evict_pool.lock();
+        self.tick();
+        let now = self.now_ms();
+        let mut rng = rand::rng();
+        let n = self.shards.len();
+        let mut evicted = 0u64;
+        let mut fruitless = 0u32;
+        loop {
+            let max = self.maxmemory();
+            if max == 0 || self.used_memory() <= max {
+                if evicted > 0 {
+                    tracing::debug!(evicted, "evicted keys to get under maxmemory");
+                }
+                return Ok(());
+            }
+            let policy = self.policy();
+            if policy == EvictionPolicy::NoEviction || fruitless > 1000 {
+                return Err(OutOfMemory);
+            }
+            if matches!(
+                policy,
+                EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom
+            ) {
+                pool.clear();
+            }
+            self.sample_shard(rng.random_range(0..n), policy, &mut pool, &mut rng, now);
+            if pool.cands.is_empty() {
+                // Sweep every shard before concluding nothing is evictable.
+                for idx in 0..n {
+                    self.sample_shard(idx, policy, &mut pool, &mut rng, now);
+                }
+            }
+            let Some(c) = pool.pop_best() else {
+                return Err(OutOfMemory);
+            };
+            if self.evict(&c, policy.is_volatile(), now) {
+                evicted += 1;
+                fruitless = 0;
+            } else {
+                fruitless += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(score: u64, key: &'static str) -> Candidate {
+        Candidate {
+            score,
+            shard: 0,
+            db: 0,
+            hash: key.len() as u64,
+            key: Bytes::from_static(key.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn pool_keeps_best() {
+        let mut p = EvictionPool::default();
+        for i in 0..40u64 {
+            p.offer(cand(i, Box::leak(format!("k{i}").into_boxed_str())));
+        }
+        assert_eq!(p.cands.len(), POOL_SIZE);
+        assert_eq!(p.pop_best().unwrap().score, 39);
+        p.offer(cand(1000, "k5"));
+        p.offer(cand(1001, "k5"));
+        assert_eq!(p.cands.iter().filter(|c| c.key == "k5").count(), 1);
+        assert_eq!(p.pop_best().unwrap().score, 1001);
+    }
+}

@@ -1,0 +1,114 @@
+//! Hot-key sampling: a bounded top-K per shard (space-saving algorithm).
+//!
+//! Every [`SAMPLE_INTERVAL`]th lock acquisition on a shard records the key it was for. The
+//! space-saving algorithm keeps at most [`TOP_K`] counters: a sampled key already tracked
+//! gets `+1`; otherwise it replaces the minimum counter `m` and starts at `m + 1` (its count
+//! is an overestimate by at most `m`, kept as `error`). Keys with a true share above
+//! `1/K` of a shard's samples are guaranteed to be tracked.
+//!
+//! To favour the recent past, all counters are halved once a shard has taken
+//! [`DECAY_AFTER`] samples.
+
+use bytes::Bytes;
+
+/// Number of keys tracked per shard.
+pub const TOP_K: usize = 16;
+/// One acquisition in this many is sampled.
+pub const SAMPLE_INTERVAL: u64 = 128;
+/// Samples after which a shard's counters are halved.
+const DECAY_AFTER: u64 = 1 << 16;
+
+/// Whether the acquisition that followed the count `prev` should be sampled.
+#[inline]
+pub(crate) fn should_sample(prev: Option<u64>) -> bool {
+    matches!(prev, Some(p) if p % SAMPLE_INTERVAL == 0)
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Counter {
+    pub(crate) key: Bytes,
+    pub(crate) count: u64,
+    pub(crate) error: u64,
+}
+
+/// Space-saving top-K for one shard.
+#[derive(Debug, Default)]
+pub(crate) struct TopK {
+    pub(crate) counters: Vec<Counter>,
+    /// Samples taken (after decay), the denominator of shares.
+    pub(crate) samples: u64,
+}
+
+impl TopK {
+    /// Records one sampled access to `key`. Copies the key only when it enters the set.
+    pub(crate) fn record(&mut self, key: &[u8]) {
+        self.samples += 1;
+        if let Some(c) = self.counters.iter_mut().find(|c| c.key == key) {
+            c.count += 1;
+        } else if self.counters.len() < TOP_K {
+            self.counters.push(Counter {
+                key: Bytes::copy_from_slice(key),
+                count: 1,
+                error: 0,
+            });
+        } else if let Some(min) = self.counters.iter_mut().min_by_key(|c| c.count) {
+            let m = min.count;
+            *min = Counter {
+                key: Bytes::copy_from_slice(key),
+                count: m + 1,
+                error: m,
+            };
+        }
+        if self.samples >= DECAY_AFTER {
+            self.samples /= 2;
+            for c in &mut self.counters {
+                c.count /= 2;
+                c.error /= 2;
+            }
+            self.counters.retain(|c| c.count > 0);
+        }
+    }
+}
+
+/// A frequently accessed key, from [`crate::Store::hot_keys`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HotKey {
+    /// The key.
+    pub key: Bytes,
+    /// The shard it lives in (to correlate with that shard's lock contention).
+    pub shard: usize,
+    /// Estimated fraction (0..=1) of all sampled lock acquisitions that were for this key.
+    pub estimated_share: f64,
+    /// Estimated lock acquisitions for this key (`samples * SAMPLE_INTERVAL`, an overestimate
+    /// bounded by the space-saving error).
+    pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heavy_hitters_survive() {
+        let mut t = TopK::default();
+        for i in 0..10_000u32 {
+            t.record(b"hot");
+            if i % 3 == 0 {
+                t.record(b"warm");
+            }
+            t.record(format!("cold{i}").as_bytes());
+        }
+        assert!(t.counters.len() <= TOP_K);
+        let hot = t.counters.iter().find(|c| c.key == "hot").unwrap();
+        assert!(hot.count >= 10_000);
+        assert!(t.counters.iter().any(|c| c.key == "warm"));
+    }
+
+    #[test]
+    fn sampling_interval() {
+        assert!(should_sample(Some(0)));
+        assert!(!should_sample(Some(1)));
+        assert!(should_sample(Some(128)));
+        assert!(!should_sample(None));
+    }
+}

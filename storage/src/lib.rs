@@ -1,0 +1,56 @@
+//! # shardcache-storage
+//!
+//! The in-memory keyspace of shardcache: shards, locks, expiry, memory accounting,
+//! eviction and statistics. Nothing here knows about sockets, tokio or RESP; the server
+//! crate wires commands to [`Store`].
+//!
+//! ## Design
+//!
+//! * A [`Store`] has N shards (a power of two). A key is hashed once per command with a
+//!   process-wide random `ahash` seed; bits 32..48 pick the shard and the same `u64` is the
+//!   hash inside the shard's `hashbrown::HashTable` (one table per logical database).
+//! * Each shard sits behind an [`InstrumentedRwLock`] that counts acquisitions and measures
+//!   contended waits into a histogram ([`LOCK_WAIT_BUCKETS_NS`]): the store *shows its own
+//!   lock contention* ([`Store::shard_stats`]) and which keys cause it
+//!   ([`Store::hot_keys`]).
+//! * Values are `Bytes`: reads return a clone of the handle, writes store the caller's
+//!   handles.
+//! * Expiry is lazy (an expired entry is never observable) plus active (a per-shard
+//!   expiry index drained by [`Store::expire_cycle`], run by [`Store::spawn_reclaimer`]).
+//! * Memory is accounted per entry ([`memory`]) and bounded by `maxmemory` with Redis's
+//!   eviction policies ([`EvictionPolicy`], [`Store::reclaim_memory`]).
+//!
+//! ## Invariants
+//!
+//! * The plain GET / SET path reads no clock and allocates nothing but the stored key and
+//!   value.
+//! * Multi-key operations lock shards in ascending index order.
+//! * Every mutation goes through one place that keeps memory, TTL and key counts exact.
+
+mod clock;
+mod entry;
+mod error;
+mod evict;
+mod glob;
+mod hotkeys;
+mod lock;
+pub mod memory;
+mod policy;
+mod reclaimer;
+mod shard;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use entry::{EntryRef, Expiry};
+pub use error::{OutOfMemory, StorageError};
+pub use glob::glob_match;
+pub use hotkeys::{
+    HotKey, SAMPLE_INTERVAL as HOT_KEY_SAMPLE_INTERVAL, TOP_K as HOT_KEYS_PER_SHARD,
+};
+pub use lock::{InstrumentedRwLock, LockModeStats, LOCK_WAIT_BUCKETS_NS};
+pub use policy::{EvictionPolicy, UnknownPolicy};
+pub use reclaimer::{Reclaimer, RECLAIM_BUDGET_PER_SHARD};
+pub use store::{
+    DbStats, MultiRead, MultiSlots, ShardStats, Slot, Store, StoreConfig, StoreStats,
+    MAX_DATABASES, MAX_SHARDS, MAX_TABLES,
+};

@@ -1,0 +1,1056 @@
+//! The sharded store.
+
+use crate::clock::{Clock, SystemClock};
+use crate::entry::{touch, Entry, EntryRef, Expiry};
+use crate::error::StorageError;
+use crate::evict::EvictionPool;
+use crate::glob::{glob_match, is_literal};
+use crate::hotkeys::{should_sample, HotKey, SAMPLE_INTERVAL};
+use crate::lock::LockModeStats;
+use crate::policy::EvictionPolicy;
+use crate::shard::{KeySrc, Shard, ShardData, ShardMut, EXPIRE_BATCH};
+use bytes::Bytes;
+use hashbrown::HashTable;
+use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
+use rand::Rng;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+/// Largest shard count (cursor encoding reserves 16 bits for the shard).
+pub const MAX_SHARDS: usize = 1 << 16;
+/// Largest number of logical databases.
+pub const MAX_DATABASES: usize = 1 << 16;
+/// Largest `shards * databases` (each is a hash table header, ~64 bytes even when empty).
+pub const MAX_TABLES: usize = 1 << 22;
+
+/// Store configuration. Everything but `shards`, `databases` and `instrument` can be
+/// changed at runtime through setters on [`Store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Number of shards, a power of two in `1..=65536`. More shards mean less lock
+    /// contention and cheaper per-shard scans, at ~1.5 KiB of fixed cost each.
+    pub shards: usize,
+    /// Number of logical databases (Redis `databases`, `SELECT 0..n-1`), `1..=65536`, and
+    /// `shards * databases <= 4194304`.
+    pub databases: usize,
+    /// Memory limit in accounted bytes (see [`crate::memory`]); 0 = unlimited.
+    pub maxmemory: u64,
+    /// What to evict above `maxmemory`.
+    pub policy: EvictionPolicy,
+    /// Keys sampled per eviction round (Redis `maxmemory-samples`).
+    pub samples: usize,
+    /// Count lock acquisitions and waits, and sample hot keys. Off = plain locks.
+    pub instrument: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            shards: 16,
+            databases: 16,
+            maxmemory: 0,
+            policy: EvictionPolicy::NoEviction,
+            samples: 5,
+            instrument: true,
+        }
+    }
+}
+
+/// Keyspace summary of one database, for `INFO keyspace`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Live keys.
+    pub keys: u64,
+    /// Live keys with a TTL.
+    pub expires: u64,
+    /// Average remaining TTL of `expires` keys, in ms (0 if none).
+    pub avg_ttl_ms: u64,
+}
+
+/// Per-shard observability snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Entries in the shard, all databases, including expired ones not yet reclaimed.
+    pub keys: u64,
+    /// Accounted bytes of the shard's entries.
+    pub used_memory: u64,
+    /// Shared-lock counters.
+    pub read: LockModeStats,
+    /// Exclusive-lock counters.
+    pub write: LockModeStats,
+}
+
+/// Store-wide counters, summed over shards on demand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Lookups that found a live key (Redis `keyspace_hits`).
+    pub hits: u64,
+    /// Lookups that did not (Redis `keyspace_misses`).
+    pub misses: u64,
+    /// Keys removed because their TTL passed (`expired_keys`).
+    pub expired: u64,
+    /// Keys removed to get under `maxmemory` (`evicted_keys`).
+    pub evicted: u64,
+    /// Entries, including expired ones not yet reclaimed.
+    pub keys: u64,
+    /// Accounted bytes (`used_memory`).
+    pub used_memory: u64,
+}
+
+/// A value on its own cache line (for globally written atomics).
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+/// The process-wide hash seed: random per process, shared by all stores.
+fn process_hasher() -> ahash::RandomState {
+    static HASHER: OnceLock<ahash::RandomState> = OnceLock::new();
+    HASHER.get_or_init(ahash::RandomState::new).clone()
+}
+
+/// A sharded, lock-instrumented in-memory key-value store with Redis semantics for
+/// expiry and eviction. `Send + Sync`; share it as `Arc<Store>`.
+///
+/// Closures passed to [`Store::read`], [`Store::write`] and the multi-key variants run
+/// while shard locks are held: they must be short and must not call back into the store
+/// (that can deadlock).
+pub struct Store {
+    pub(crate) shards: Box<[Shard]>,
+    shard_mask: u64,
+    hasher: ahash::RandomState,
+    databases: usize,
+    clock: Arc<dyn Clock>,
+    maxmemory: AtomicU64,
+    policy: AtomicU8,
+    samples: AtomicUsize,
+    /// Coarse clock (unix ms) for LRU/LFU, advanced by [`Store::tick`].
+    coarse_ms: AtomicU64,
+    /// Written on every write by every thread: its own cache line.
+    pub(crate) used_memory: Padded<AtomicU64>,
+    pub(crate) evict_pool: Mutex<EvictionPool>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("shards", &self.shards.len())
+            .field("databases", &self.databases)
+            .field("used_memory", &self.used_memory())
+            .field("maxmemory", &self.maxmemory())
+            .field("policy", &self.policy())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Creates a store using the system clock.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidShardCount`] unless `shards` is a power of two in
+    /// `1..=65536`; [`StorageError::InvalidDatabases`] unless `databases` is in
+    /// `1..=65536` and `shards * databases <= 4194304`.
+    pub fn new(cfg: StoreConfig) -> Result<Store, StorageError> {
+        Self::with_clock(cfg, Arc::new(SystemClock))
+    }
+
+    /// Creates a store reading time from `clock` (tests use [`crate::ManualClock`]).
+    ///
+    /// # Errors
+    /// As [`Store::new`].
+    pub fn with_clock(cfg: StoreConfig, clock: Arc<dyn Clock>) -> Result<Store, StorageError> {
+        if !cfg.shards.is_power_of_two() || cfg.shards > MAX_SHARDS {
+            return Err(StorageError::InvalidShardCount(cfg.shards));
+        }
+        if cfg.databases == 0
+            || cfg.databases > MAX_DATABASES
+            || cfg.shards.saturating_mul(cfg.databases) > MAX_TABLES
+        {
+            return Err(StorageError::InvalidDatabases(cfg.databases));
+        }
+        let now = clock.now_ms();
+        Ok(Store {
+            shards: (0..cfg.shards)
+                .map(|_| Shard::new(cfg.databases, cfg.instrument))
+                .collect(),
+            shard_mask: cfg.shards as u64 - 1,
+            hasher: process_hasher(),
+            databases: cfg.databases,
+            clock,
+            maxmemory: AtomicU64::new(cfg.maxmemory),
+            policy: AtomicU8::new(cfg.policy.to_u8()),
+            samples: AtomicUsize::new(cfg.samples.max(1)),
+            coarse_ms: AtomicU64::new(now),
+            used_memory: Padded(AtomicU64::new(0)),
+            evict_pool: Mutex::new(EvictionPool::default()),
+        })
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Number of logical databases; valid `db` arguments are `0..databases()`.
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    /// Current time from the store's clock, unix ms (for computing `Expiry::At`).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The key's hash (process-wide random seed). Computed once per command.
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Shard index for a hash. Uses bits 32..48: the table inside a shard uses the low bits
+    /// for the bucket and the top 7 bits as the control tag, so the shard bits must be
+    /// neither (otherwise all keys of a shard would share a home bucket).
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
+        ((hash >> 32) & self.shard_mask) as usize
+    }
+
+    /// The shard a key lives in (to correlate keys with per-shard lock stats).
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        self.shard_index(self.hash(key))
+    }
+
+    /// Advances the coarse clock used for LRU/LFU from the real clock. The reclaimer calls
+    /// this every tick (like Redis's `serverCron`); eviction calls it too.
+    pub fn tick(&self) {
+        self.coarse_ms.store(self.clock.now_ms(), Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn coarse_now(&self) -> u64 {
+        self.coarse_ms.load(Relaxed)
+    }
+
+    /// Whether `e` is not expired; reads the clock only if it has a TTL.
+    #[inline]
+    fn live(&self, e: &Entry) -> bool {
+        e.expires_at_ms == 0 || e.expires_at_ms > self.clock.now_ms()
+    }
+
+    #[inline]
+    fn touch(&self, e: &Entry) {
+        touch(&e.access, self.policy().is_lfu(), self.coarse_now());
+    }
+
+    #[cold]
+    fn sample_hot(&self, shard: usize, key: &[u8]) {
+        self.shards[shard].hot.lock().record(key);
+    }
+
+    // ---------------------------------------------------------------- single key
+
+    /// GET: the live value of `key`, as a cheap clone of the stored handle. Counts a
+    /// keyspace hit or miss and touches the key's LRU/LFU word.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()` (the caller validates `SELECT`).
+    #[inline]
+    pub fn get(&self, db: usize, key: &[u8]) -> Option<Bytes> {
+        self.read(db, key, |e| e.map(|e| e.value.clone()))
+    }
+
+    /// Generic lookup under the shard's read lock: `f` sees the live entry or `None`
+    /// (an expired entry is `None`). Like Redis `lookupKeyRead`, counts a keyspace hit or
+    /// miss and touches LRU/LFU; use [`Store::peek`] for lookups that should not.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    #[inline]
+    pub fn read<R>(&self, db: usize, key: &[u8], f: impl FnOnce(Option<EntryRef<'_>>) -> R) -> R {
+        self.read_impl(db, key, true, f)
+    }
+
+    /// Like [`Store::read`] but neither counts hits/misses nor touches LRU/LFU (for TTL,
+    /// EXISTS-like or introspection commands).
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn peek<R>(&self, db: usize, key: &[u8], f: impl FnOnce(Option<EntryRef<'_>>) -> R) -> R {
+        self.read_impl(db, key, false, f)
+    }
+
+    #[inline]
+    fn read_impl<R>(
+        &self,
+        db: usize,
+        key: &[u8],
+        lookup: bool,
+        f: impl FnOnce(Option<EntryRef<'_>>) -> R,
+    ) -> R {
+        let hash = self.hash(key);
+        let idx = self.shard_index(hash);
+        let shard = &self.shards[idx];
+        let (guard, prev) = shard.lock.read_sampled();
+        let found = guard.tables[db]
+            .find(hash, |e| e.key == key)
+            .filter(|e| self.live(e));
+        if lookup {
+            let c = &shard.counters;
+            match found {
+                Some(e) => {
+                    self.touch(e);
+                    c.hits.fetch_add(1, Relaxed);
+                }
+                None => {
+                    c.misses.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        let r = f(found.map(EntryRef::from_entry));
+        drop(guard);
+        if should_sample(prev) {
+            self.sample_hot(idx, key);
+        }
+        r
+    }
+
+    /// Generic read-modify-write under the shard's write lock. An expired entry is removed
+    /// first, so the slot looks empty. The key is copied into an owned `Bytes` only if `f`
+    /// inserts it.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    #[inline]
+    pub fn write<R>(&self, db: usize, key: &[u8], f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
+        let hash = self.hash(key);
+        let idx = self.shard_index(hash);
+        let shard = &self.shards[idx];
+        let (mut guard, prev) = shard.lock.write_sampled();
+        let mut sm = ShardMut {
+            store: self,
+            shard,
+            data: &mut guard,
+        };
+        sm.remove_if_expired(db, hash, key);
+        let mut slot = Slot { sm, db, hash, key };
+        let r = f(&mut slot);
+        drop(guard);
+        if should_sample(prev) {
+            self.sample_hot(idx, key);
+        }
+        r
+    }
+
+    /// SET: stores `value` under `key` (both kept as given, no copy) and applies `expiry`.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn set(&self, db: usize, key: Bytes, value: Bytes, expiry: Expiry) {
+        let hash = self.hash(&key);
+        let idx = self.shard_index(hash);
+        let shard = &self.shards[idx];
+        let (mut guard, prev) = shard.lock.write_sampled();
+        let mut sm = ShardMut {
+            store: self,
+            shard,
+            data: &mut guard,
+        };
+        sm.remove_if_expired(db, hash, &key);
+        let sampled = should_sample(prev).then(|| key.clone());
+        sm.set_value(db, hash, KeySrc::Owned(key), value, expiry);
+        drop(guard);
+        if let Some(k) = sampled {
+            self.sample_hot(idx, &k);
+        }
+    }
+
+    /// DEL of one key: true if a live key was removed.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn delete(&self, db: usize, key: &[u8]) -> bool {
+        self.write(db, key, |s| s.remove().is_some())
+    }
+
+    // ---------------------------------------------------------------- multi key
+
+    fn plan(&self, keys: &[&[u8]]) -> (Vec<u64>, Vec<usize>, Vec<usize>) {
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
+        let mut shards: Vec<usize> = hashes.iter().map(|&h| self.shard_index(h)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let pos = hashes
+            .iter()
+            .map(|&h| {
+                shards
+                    .binary_search(&self.shard_index(h))
+                    .unwrap_or_default()
+            })
+            .collect();
+        (hashes, shards, pos)
+    }
+
+    /// Atomic multi-key write (MSET, DEL k1 k2, RENAME…): write-locks every involved shard
+    /// once, in ascending shard order (so multi-key operations never deadlock), removes
+    /// expired entries of the keys, then runs `f`. Readers see all of `f`'s changes or none.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn write_many<R>(
+        &self,
+        db: usize,
+        keys: &[&[u8]],
+        f: impl FnOnce(&mut MultiSlots<'_>) -> R,
+    ) -> R {
+        let (hashes, shard_ids, pos) = self.plan(keys);
+        let mut guards = Vec::with_capacity(shard_ids.len());
+        let mut sampled = Vec::new();
+        for &s in &shard_ids {
+            let (g, prev) = self.shards[s].lock.write_sampled();
+            if should_sample(prev) {
+                sampled.push(s);
+            }
+            guards.push((s, g));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            let (s, g) = &mut guards[pos[i]];
+            ShardMut {
+                store: self,
+                shard: &self.shards[*s],
+                data: g,
+            }
+            .remove_if_expired(db, hashes[i], key);
+        }
+        let mut ms = MultiSlots {
+            store: self,
+            db,
+            keys,
+            hashes,
+            pos,
+            guards,
+        };
+        let r = f(&mut ms);
+        let MultiSlots {
+            guards,
+            pos,
+            hashes,
+            ..
+        } = ms;
+        drop(guards);
+        self.sample_multi(&sampled, keys, &hashes, &pos);
+        r
+    }
+
+    fn sample_multi(&self, sampled: &[usize], keys: &[&[u8]], hashes: &[u64], _pos: &[usize]) {
+        for &s in sampled {
+            if let Some(i) = hashes.iter().position(|&h| self.shard_index(h) == s) {
+                self.sample_hot(s, keys[i]);
+            }
+        }
+    }
+
+    /// Atomic multi-key read (MGET, EXISTS k1 k2…): read-locks every involved shard once,
+    /// in ascending order, and runs `f` on a consistent snapshot of the keys.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn read_many<R>(
+        &self,
+        db: usize,
+        keys: &[&[u8]],
+        f: impl FnOnce(&MultiRead<'_>) -> R,
+    ) -> R {
+        let (hashes, shard_ids, pos) = self.plan(keys);
+        let mut guards = Vec::with_capacity(shard_ids.len());
+        let mut sampled = Vec::new();
+        for &s in &shard_ids {
+            let (g, prev) = self.shards[s].lock.read_sampled();
+            if should_sample(prev) {
+                sampled.push(s);
+            }
+            guards.push((s, g));
+        }
+        let mr = MultiRead {
+            store: self,
+            db,
+            keys,
+            hashes,
+            pos,
+            guards,
+        };
+        let r = f(&mr);
+        let MultiRead {
+            guards,
+            pos,
+            hashes,
+            ..
+        } = mr;
+        drop(guards);
+        self.sample_multi(&sampled, keys, &hashes, &pos);
+        r
+    }
+
+    // ---------------------------------------------------------------- keyspace
+
+    /// DBSIZE: live keys in `db`. O(shards) unless some shard has due-but-unreclaimed
+    /// expired keys, in which case that shard is counted entry by entry.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn dbsize(&self, db: usize) -> usize {
+        self.db_stats_impl(db, false).keys as usize
+    }
+
+    /// KEYS: all live keys of `db` matching the Redis glob `pattern`. O(keys); shards are
+    /// locked one at a time.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn keys(&self, db: usize, pattern: &[u8]) -> Vec<Bytes> {
+        if is_literal(pattern) {
+            return self
+                .peek(db, pattern, |e| e.map(|e| e.key.clone()))
+                .into_iter()
+                .collect();
+        }
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let g = shard.lock.read();
+            let mut now = None;
+            for e in g.tables[db].iter() {
+                if e.expires_at_ms != 0 && e.expired_at(*now.get_or_insert_with(|| self.now_ms())) {
+                    continue;
+                }
+                if glob_match(pattern, &e.key) {
+                    out.push(e.key.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// SCAN. The cursor is `(shard << 48) | position`, where a key's position is
+    /// `hash >> 16`, fixed for the process; each call returns keys of one shard (or more,
+    /// if a shard runs out) in position order, ties together. So every key present for the
+    /// whole scan is returned at least once, whatever inserts, deletes and table resizes
+    /// happen between calls. Cursor 0 starts and a returned 0 ends the scan.
+    ///
+    /// `count` is a hint, as in Redis: to keep a full scan O(n·64) rather than O(n²/count),
+    /// one call returns at least 1/64 of the current shard. `pattern` filters after
+    /// selection, so a call may return no keys with a non-zero cursor. An invalid cursor
+    /// ends the scan.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn scan(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        pattern: Option<&[u8]>,
+    ) -> (u64, Vec<Bytes>) {
+        const POS_BITS: u32 = 48;
+        const POS_MASK: u64 = (1 << POS_BITS) - 1;
+        let mut shard = (cursor >> POS_BITS) as usize;
+        let mut from = cursor & POS_MASK;
+        let mut out = Vec::new();
+        if shard >= self.shards.len() {
+            return (0, out);
+        }
+        let count = count.max(1);
+        let mut examined = 0usize;
+        let mut now = None;
+        loop {
+            let g = self.shards[shard].lock.read();
+            let table = &g.tables[db];
+            let want = (count - examined).max(table.len() / 64).max(1);
+            let mut cands: Vec<(u64, &Entry)> = table
+                .iter()
+                .filter(|e| (e.hash >> 16) >= from)
+                .filter(|e| {
+                    e.expires_at_ms == 0 || !e.expired_at(*now.get_or_insert_with(|| self.now_ms()))
+                })
+                .map(|e| (e.hash >> 16, e))
+                .collect();
+            let mut next = None;
+            if cands.len() > want {
+                cands.select_nth_unstable_by_key(want - 1, |c| c.0);
+                let t = cands[want - 1].0;
+                cands.retain(|c| c.0 <= t);
+                if t < POS_MASK {
+                    next = Some(((shard as u64) << POS_BITS) | (t + 1));
+                }
+            }
+            cands.sort_unstable_by_key(|c| c.0);
+            examined += cands.len();
+            out.extend(
+                cands
+                    .iter()
+                    .filter(|c| pattern.map_or(true, |p| glob_match(p, &c.1.key)))
+                    .map(|c| c.1.key.clone()),
+            );
+            drop(cands);
+            drop(g);
+            if let Some(c) = next {
+                return (c, out);
+            }
+            shard += 1;
+            from = 0;
+            if shard == self.shards.len() {
+                return (0, out);
+            }
+            if examined >= count {
+                return ((shard as u64) << POS_BITS, out);
+            }
+        }
+    }
+
+    /// RANDOMKEY: a random live key of `db`, or `None` if it has none.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn random_key(&self, db: usize) -> Option<Bytes> {
+        let mut rng = rand::rng();
+        let n = self.shards.len();
+        let start = rng.random_range(0..n);
+        for k in 0..n {
+            let g = self.shards[(start + k) & (n - 1)].lock.read();
+            let table = &g.tables[db];
+            if table.is_empty() {
+                continue;
+            }
+            let mut found = None;
+            crate::evict::sample_table(table, 4, &mut rng, |e| {
+                if found.is_none() && self.live(e) {
+                    found = Some(e.key.clone());
+                }
+            });
+            if found.is_none() {
+                found = table.iter().find(|e| self.live(e)).map(|e| e.key.clone());
+            }
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// FLUSHDB. With `lazy`, the old tables are dropped on a background thread (`FLUSHDB
+    /// ASYNC`), so each shard's write lock is held only to swap in an empty table.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn flush_db(&self, db: usize, lazy: bool) {
+        let mut garbage = Vec::new();
+        for shard in self.shards.iter() {
+            let mut g = shard.lock.write();
+            let old = ShardMut {
+                store: self,
+                shard,
+                data: &mut g,
+            }
+            .take_db(db);
+            drop(g);
+            if !old.is_empty() {
+                garbage.push(old);
+            }
+        }
+        self.drop_tables(garbage, lazy);
+    }
+
+    /// FLUSHALL, see [`Store::flush_db`].
+    pub fn flush_all(&self, lazy: bool) {
+        let mut garbage = Vec::new();
+        for shard in self.shards.iter() {
+            let mut g = shard.lock.write();
+            let mut sm = ShardMut {
+                store: self,
+                shard,
+                data: &mut g,
+            };
+            for db in 0..self.databases {
+                let old = sm.take_db(db);
+                if !old.is_empty() {
+                    garbage.push(old);
+                }
+            }
+        }
+        self.drop_tables(garbage, lazy);
+    }
+
+    fn drop_tables(&self, garbage: Vec<HashTable<Entry>>, lazy: bool) {
+        if garbage.is_empty() {
+            return;
+        }
+        if lazy {
+            let spawned = std::thread::Builder::new()
+                .name("shardcache-lazyfree".into())
+                .spawn(move || drop(garbage));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not spawn lazy-free thread; freeing inline");
+            }
+        } else {
+            drop(garbage);
+        }
+    }
+
+    /// `INFO keyspace` numbers for `db`: live keys, live keys with a TTL, average TTL.
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn db_stats(&self, db: usize) -> DbStats {
+        self.db_stats_impl(db, true)
+    }
+
+    fn db_stats_impl(&self, db: usize, want_ttl: bool) -> DbStats {
+        let now = self.now_ms();
+        let (mut keys, mut expires, mut ttl_sum) = (0u64, 0u64, 0u128);
+        for shard in self.shards.iter() {
+            let g = shard.lock.read();
+            let meta = g.dbs[db];
+            let table = &g.tables[db];
+            if meta.ttl_keys == 0 || g.next_expiry > now {
+                // Nothing due in this shard: the bookkeeping is exact.
+                keys += table.len() as u64;
+                expires += meta.ttl_keys;
+                ttl_sum += meta.ttl_sum - meta.ttl_keys as u128 * now as u128;
+            } else {
+                for e in table.iter() {
+                    if e.expires_at_ms == 0 {
+                        keys += 1;
+                    } else if e.expires_at_ms > now {
+                        keys += 1;
+                        if want_ttl {
+                            expires += 1;
+                            ttl_sum += (e.expires_at_ms - now) as u128;
+                        }
+                    }
+                }
+            }
+        }
+        DbStats {
+            keys,
+            expires,
+            avg_ttl_ms: if expires == 0 {
+                0
+            } else {
+                (ttl_sum / expires as u128) as u64
+            },
+        }
+    }
+
+    // ---------------------------------------------------------------- expiry / memory
+
+    /// Active expiry: removes up to `budget_per_shard` due keys per shard (reading the clock
+    /// once), holding each shard's write lock for at most a batch of 256 removals. Shards
+    /// with nothing due are skipped without locking. Returns the number of keys removed.
+    pub fn expire_cycle(&self, budget_per_shard: usize) -> usize {
+        self.expire_cycle_inner(budget_per_shard).0
+    }
+
+    /// Returns (removed, whether some shard used its whole budget and still has due keys).
+    pub(crate) fn expire_cycle_inner(&self, budget_per_shard: usize) -> (usize, bool) {
+        let now = self.now_ms();
+        self.coarse_ms.store(now, Relaxed);
+        let mut removed = 0;
+        let mut saturated = false;
+        for shard in self.shards.iter() {
+            if shard.next_expiry.load(Relaxed) > now {
+                continue;
+            }
+            let mut left = budget_per_shard;
+            while left > 0 {
+                let batch = left.min(EXPIRE_BATCH);
+                let mut g = shard.lock.write();
+                let (n, more) = ShardMut {
+                    store: self,
+                    shard,
+                    data: &mut g,
+                }
+                .expire_some(now, batch);
+                drop(g);
+                removed += n;
+                left -= batch;
+                if !more {
+                    break;
+                }
+                if left == 0 {
+                    saturated = true;
+                }
+            }
+        }
+        (removed, saturated)
+    }
+
+    /// Starts the background expiry thread (`shardcache-expire`): every `interval` it runs
+    /// [`Store::expire_cycle`] with a budget of 2000 keys per shard, repeating while shards
+    /// still have due keys (up to half the interval), advances the LRU clock, and evicts if
+    /// used memory is above `maxmemory`. Stops when the returned handle is dropped.
+    ///
+    /// # Panics
+    /// If the OS cannot spawn a thread.
+    pub fn spawn_reclaimer(self: &Arc<Self>, interval: std::time::Duration) -> crate::Reclaimer {
+        crate::reclaimer::spawn(Arc::downgrade(self), interval)
+    }
+
+    /// Called before every command that may grow memory (Redis `performEvictions`). Fast
+    /// path: one atomic load when under the limit. Otherwise evicts keys per the policy,
+    /// using Redis's approximation (sample `samples` keys into a pool of the 16 best
+    /// candidates, evict the best, repeat) until under the limit.
+    ///
+    /// # Errors
+    /// [`crate::OutOfMemory`] if still above `maxmemory` and the policy is `noeviction` or
+    /// nothing is evictable.
+    #[inline]
+    pub fn reclaim_memory(&self) -> Result<(), crate::OutOfMemory> {
+        let max = self.maxmemory.load(Relaxed);
+        if max == 0 || self.used_memory.0.load(Relaxed) <= max {
+            return Ok(());
+        }
+        self.evict_until_under()
+    }
+
+    /// Accounted bytes of all entries (`used_memory`), see [`crate::memory`].
+    pub fn used_memory(&self) -> u64 {
+        self.used_memory.0.load(Relaxed)
+    }
+
+    /// The memory limit, 0 = unlimited.
+    pub fn maxmemory(&self) -> u64 {
+        self.maxmemory.load(Relaxed)
+    }
+
+    /// `CONFIG SET maxmemory`. Takes effect at the next [`Store::reclaim_memory`].
+    pub fn set_maxmemory(&self, bytes: u64) {
+        self.maxmemory.store(bytes, Relaxed);
+    }
+
+    /// The eviction policy.
+    pub fn policy(&self) -> EvictionPolicy {
+        EvictionPolicy::from_u8(self.policy.load(Relaxed))
+    }
+
+    /// `CONFIG SET maxmemory-policy`. Existing LRU/LFU words are reinterpreted, as in Redis.
+    pub fn set_policy(&self, p: EvictionPolicy) {
+        self.policy.store(p.to_u8(), Relaxed);
+        self.evict_pool.lock().clear();
+    }
+
+    /// Keys sampled per eviction round.
+    pub fn samples(&self) -> usize {
+        self.samples.load(Relaxed)
+    }
+
+    /// `CONFIG SET maxmemory-samples`; 0 is treated as 1.
+    pub fn set_samples(&self, n: usize) {
+        self.samples.store(n.max(1), Relaxed);
+    }
+
+    // ---------------------------------------------------------------- observability
+
+    /// Lock and memory stats of one shard. Lock-free (does not itself acquire the lock).
+    ///
+    /// # Panics
+    /// If `shard >= self.shard_count()`.
+    pub fn shard_stats(&self, shard: usize) -> ShardStats {
+        let s = &self.shards[shard];
+        ShardStats {
+            keys: s.keys.load(Relaxed),
+            used_memory: s.used_memory.load(Relaxed),
+            read: s.lock.read_stats(),
+            write: s.lock.write_stats(),
+        }
+    }
+
+    /// Keyspace counters summed over shards.
+    pub fn stats(&self) -> StoreStats {
+        let mut st = StoreStats::default();
+        for s in self.shards.iter() {
+            st.hits += s.counters.hits.load(Relaxed);
+            st.misses += s.counters.misses.load(Relaxed);
+            st.expired += s.counters.expired.load(Relaxed);
+            st.evicted += s.counters.evicted.load(Relaxed);
+            st.keys += s.keys.load(Relaxed);
+            st.used_memory += s.used_memory.load(Relaxed);
+        }
+        st
+    }
+
+    /// The `count` most frequently accessed keys across shards, by sampled lock
+    /// acquisitions (1 in 128 per shard), most frequent first. Empty when instrumentation
+    /// is off.
+    pub fn hot_keys(&self, count: usize) -> Vec<HotKey> {
+        let mut total = 0u64;
+        let mut all = Vec::new();
+        for (i, s) in self.shards.iter().enumerate() {
+            let t = s.hot.lock();
+            total += t.samples;
+            all.extend(t.counters.iter().map(|c| (i, c.key.clone(), c.count)));
+        }
+        all.sort_unstable_by(|a, b| b.2.cmp(&a.2));
+        all.truncate(count);
+        all.into_iter()
+            .map(|(shard, key, n)| HotKey {
+                key,
+                shard,
+                estimated_share: if total == 0 {
+                    0.0
+                } else {
+                    n as f64 / total as f64
+                },
+                count: n.saturating_mul(SAMPLE_INTERVAL),
+            })
+            .collect()
+    }
+}
+
+/// A key's place in a write-locked shard, handed to [`Store::write`] closures.
+pub struct Slot<'a> {
+    sm: ShardMut<'a>,
+    db: usize,
+    hash: u64,
+    key: &'a [u8],
+}
+
+impl Slot<'_> {
+    /// The current value, if the key exists.
+    pub fn get(&self) -> Option<&Bytes> {
+        self.sm.find(self.db, self.hash, self.key).map(|e| &e.value)
+    }
+
+    /// The key's expiry time in unix ms, 0 if it has none or does not exist.
+    pub fn expires_at_ms(&self) -> u64 {
+        self.sm
+            .find(self.db, self.hash, self.key)
+            .map_or(0, |e| e.expires_at_ms)
+    }
+
+    /// Whether the key exists.
+    pub fn exists(&self) -> bool {
+        self.sm.find(self.db, self.hash, self.key).is_some()
+    }
+
+    /// The key this slot is for.
+    pub fn key(&self) -> &[u8] {
+        self.key
+    }
+
+    /// Inserts (copying the key into an owned `Bytes`) or replaces the value, and applies
+    /// `expiry`. `Expiry::At` a time not after now deletes the key instead.
+    pub fn set(&mut self, value: Bytes, expiry: Expiry) {
+        self.sm.set_value(
+            self.db,
+            self.hash,
+            KeySrc::Borrowed(self.key),
+            value,
+            expiry,
+        );
+    }
+
+    /// Sets (`Some(unix ms)`) or removes (`None`) the TTL. A time not after now deletes the
+    /// key (and returns true). Returns false if the key does not exist.
+    pub fn set_expiry(&mut self, at_ms: Option<u64>) -> bool {
+        self.sm.set_expiry(self.db, self.hash, self.key, at_ms)
+    }
+
+    /// Removes the key, returning its value.
+    pub fn remove(&mut self) -> Option<Bytes> {
+        self.sm
+            .remove_if(self.db, self.hash, self.key, |_| true)
+            .map(|e| e.value)
+    }
+
+    /// Current time from the store's clock (for relative TTLs and `TTL` replies).
+    pub fn now_ms(&self) -> u64 {
+        self.sm.store.now_ms()
+    }
+}
+
+/// Several keys' places, all shards write-locked; see [`Store::write_many`].
+pub struct MultiSlots<'a> {
+    store: &'a Store,
+    db: usize,
+    keys: &'a [&'a [u8]],
+    hashes: Vec<u64>,
+    pos: Vec<usize>,
+    guards: Vec<(usize, RwLockWriteGuard<'a, ShardData>)>,
+}
+
+impl MultiSlots<'_> {
+    /// The slot of `keys[i]`. Repeated keys share the same entry.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn slot(&mut self, i: usize) -> Slot<'_> {
+        let (s, g) = &mut self.guards[self.pos[i]];
+        Slot {
+            sm: ShardMut {
+                store: self.store,
+                shard: &self.store.shards[*s],
+                data: g,
+            },
+            db: self.db,
+            hash: self.hashes[i],
+            key: self.keys[i],
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no keys were given.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Several keys, all shards read-locked; see [`Store::read_many`].
+pub struct MultiRead<'a> {
+    store: &'a Store,
+    db: usize,
+    keys: &'a [&'a [u8]],
+    hashes: Vec<u64>,
+    pos: Vec<usize>,
+    guards: Vec<(usize, RwLockReadGuard<'a, ShardData>)>,
+}
+
+impl MultiRead<'_> {
+    /// The live entry of `keys[i]`. Each call counts as a keyspace lookup (hit or miss) and
+    /// touches LRU/LFU, like Redis's MGET.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn get(&self, i: usize) -> Option<EntryRef<'_>> {
+        let (s, g) = &self.guards[self.pos[i]];
+        let key = self.keys[i];
+        let found = g.tables[self.db]
+            .find(self.hashes[i], |e| e.key == key)
+            .filter(|e| self.store.live(e));
+        let c = &self.store.shards[*s].counters;
+        match found {
+            Some(e) => {
+                self.store.touch(e);
+                c.hits.fetch_add(1, Relaxed);
+                Some(EntryRef::from_entry(e))
+            }
+            None => {
+                c.misses.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no keys were given.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests;

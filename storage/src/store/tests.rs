@@ -1,0 +1,696 @@
+use super::*;
+use crate::memory::entry_memory;
+use crate::ManualClock;
+use proptest::prelude::*;
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn store(shards: usize) -> Store {
+    Store::new(StoreConfig {
+        shards,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn clocked(shards: usize, now: u64) -> (Store, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(now));
+    let s = Store::with_clock(
+        StoreConfig {
+            shards,
+            ..Default::default()
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    (s, clock)
+}
+
+fn full_scan(s: &Store, db: usize, count: usize) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (next, keys) = s.scan(db, cursor, count, None);
+        out.extend(keys);
+        if next == 0 {
+            return out;
+        }
+        cursor = next;
+    }
+}
+
+#[test]
+fn config_validation() {
+    for bad in [0, 3, 6, 100, 1 << 17] {
+        let e = Store::new(StoreConfig {
+            shards: bad,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e, StorageError::InvalidShardCount(bad));
+    }
+    assert_eq!(
+        Store::new(StoreConfig {
+            databases: 0,
+            ..Default::default()
+        })
+        .unwrap_err(),
+        StorageError::InvalidDatabases(0)
+    );
+    for ok in [1, 2, 1024, 65536] {
+        let s = Store::new(StoreConfig {
+            shards: ok,
+            databases: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.shard_count(), ok);
+    }
+    let d = StoreConfig::default();
+    assert_eq!(
+        (d.shards, d.databases, d.maxmemory, d.samples),
+        (16, 16, 0, 5)
+    );
+    assert!(d.instrument);
+    assert_eq!(d.policy, EvictionPolicy::NoEviction);
+}
+
+#[test]
+fn store_is_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Store>();
+}
+
+#[test]
+fn get_set_delete_and_stats() {
+    let s = store(4);
+    assert_eq!(s.get(0, b"k"), None);
+    s.set(0, b("k"), b("v"), Expiry::Persist);
+    assert_eq!(s.get(0, b"k"), Some(b("v")));
+    assert_eq!(s.get(1, b"k"), None, "databases are separate");
+    s.set(0, b("k"), b("v2"), Expiry::Keep);
+    assert_eq!(s.get(0, b"k"), Some(b("v2")));
+    assert_eq!(s.dbsize(0), 1);
+    assert!(s.delete(0, b"k"));
+    assert!(!s.delete(0, b"k"));
+    let st = s.stats();
+    assert_eq!((st.hits, st.misses), (2, 2));
+    assert_eq!(st.keys, 0);
+    // Empty keys and values are fine.
+    s.set(0, Bytes::new(), Bytes::new(), Expiry::Persist);
+    assert_eq!(s.get(0, b""), Some(Bytes::new()));
+}
+
+#[test]
+fn write_slot_api() {
+    let (s, clock) = clocked(4, 1_000);
+    let r = s.write(0, b"counter", |slot| {
+        assert!(!slot.exists());
+        assert_eq!(slot.key(), b"counter");
+        slot.set(b("1"), Expiry::At(slot.now_ms() + 500));
+        (slot.get().cloned(), slot.expires_at_ms())
+    });
+    assert_eq!(r, (Some(b("1")), 1_500));
+    s.read(0, b"counter", |e| {
+        let e = e.unwrap();
+        assert_eq!(e.value, "1");
+        assert_eq!(e.expires_at_ms, 1_500);
+    });
+    // KEEPTTL overwrite keeps the TTL, plain overwrite drops it.
+    s.set(0, b("counter"), b("2"), Expiry::Keep);
+    assert_eq!(s.peek(0, b"counter", |e| e.unwrap().expires_at_ms), 1_500);
+    s.write(0, b"counter", |slot| slot.set(b("3"), Expiry::Persist));
+    assert_eq!(s.peek(0, b"counter", |e| e.unwrap().expires_at_ms), 0);
+    assert!(s.write(0, b"counter", |slot| slot.set_expiry(Some(2_000))));
+    assert!(s.write(0, b"counter", |slot| slot.set_expiry(None)));
+    assert!(!s.write(0, b"missing", |slot| slot.set_expiry(Some(2_000))));
+    // An expiry in the past deletes.
+    assert!(s.write(0, b"counter", |slot| slot.set_expiry(Some(999))));
+    assert_eq!(s.get(0, b"counter"), None);
+    s.set(0, b("x"), b("1"), Expiry::At(clock.now_ms()));
+    assert_eq!(s.dbsize(0), 0);
+    assert_eq!(s.used_memory(), 0);
+}
+
+#[test]
+fn lazy_expiry_hides_expired_entries() {
+    let (s, clock) = clocked(4, 10_000);
+    s.set(0, b("ttl"), b("v"), Expiry::At(10_100));
+    s.set(0, b("plain"), b("v"), Expiry::Persist);
+    assert_eq!(s.get(0, b"ttl"), Some(b("v")));
+    assert_eq!(s.dbsize(0), 2);
+    let st = s.db_stats(0);
+    assert_eq!((st.keys, st.expires, st.avg_ttl_ms), (2, 1, 100));
+    clock.advance(100);
+    assert_eq!(s.get(0, b"ttl"), None);
+    assert_eq!(s.peek(0, b"ttl", |e| e.is_some()), false);
+    assert_eq!(s.dbsize(0), 1);
+    assert_eq!(s.keys(0, b"*"), vec![b("plain")]);
+    assert_eq!(s.keys(0, b"ttl"), Vec::<Bytes>::new());
+    assert_eq!(full_scan(&s, 0, 10), vec![b("plain")]);
+    assert_eq!(
+        s.db_stats(0),
+        DbStats {
+            keys: 1,
+            expires: 0,
+            avg_ttl_ms: 0
+        }
+    );
+    assert_eq!(s.random_key(0), Some(b("plain")));
+    s.read_many(0, &[b"ttl", b"plain"], |m| {
+        assert!(m.get(0).is_none());
+        assert!(m.get(1).is_some());
+    });
+    // Still physically present until a write or the cycle removes it.
+    assert_eq!(s.stats().keys, 2);
+    // A write sees an empty slot and counts the expiry.
+    assert!(!s.write(0, b"ttl", |slot| slot.exists()));
+    assert_eq!(s.stats().expired, 1);
+    assert_eq!(s.stats().keys, 1);
+}
+
+#[test]
+fn active_expiry_cycle() {
+    let (s, clock) = clocked(4, 0);
+    for i in 0..1000 {
+        let at = if i % 2 == 0 { 100 } else { 200 };
+        s.set(0, b(&format!("k{i}")), b("v"), Expiry::At(at));
+    }
+    s.set(0, b("keep"), b("v"), Expiry::Persist);
+    assert_eq!(s.expire_cycle(1000), 0);
+    clock.set(150);
+    // Budget bounds the work per shard.
+    let first = s.expire_cycle(10);
+    assert!(first <= 40, "{first}");
+    let rest = s.expire_cycle(10_000);
+    assert_eq!(first + rest, 500);
+    assert_eq!(s.stats().keys, 501);
+    clock.set(250);
+    assert_eq!(s.expire_cycle(10_000), 500);
+    assert_eq!(s.stats().expired, 1000);
+    assert_eq!(s.dbsize(0), 1);
+    assert_eq!(s.used_memory(), entry_memory(4, 1));
+}
+
+#[test]
+fn expiry_index_stays_bounded_under_ttl_churn() {
+    let (s, clock) = clocked(1, 0);
+    for i in 0..50_000u64 {
+        s.set(0, b("k"), b("v"), Expiry::At(1_000_000 + i));
+    }
+    let len = s.shards[0].lock.read().expiry.len();
+    assert!(len <= 1100, "expiry index has {len} items");
+    for i in 0..5_000u64 {
+        s.set(0, b("k"), b("v"), Expiry::At(1_000 + i % 2));
+        s.delete(0, b"k");
+    }
+    assert!(s.shards[0].lock.read().expiry.len() <= 1100);
+    clock.set(2_000_000);
+    s.expire_cycle(100_000);
+    assert_eq!(s.stats().keys, 0);
+    assert_eq!(s.used_memory(), 0);
+}
+
+#[test]
+fn accounting_returns_to_zero() {
+    let s = store(16);
+    let mut keys = Vec::new();
+    for i in 0..2000usize {
+        let k = format!("key:{i}");
+        let v = "x".repeat(i % 300);
+        let exp = if i % 3 == 0 {
+            Expiry::At(s.now_ms() + 1_000_000)
+        } else {
+            Expiry::Persist
+        };
+        s.set(i % 3, b(&k), b(&v), exp);
+        keys.push((i % 3, k));
+    }
+    let expected: u64 = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (_, k))| entry_memory(k.len(), i % 300))
+        .sum();
+    assert_eq!(s.used_memory(), expected);
+    assert_eq!(s.stats().used_memory, expected);
+    // Overwrite some with other sizes.
+    for (db, k) in keys.iter().take(500) {
+        s.write(*db, k.as_bytes(), |slot| slot.set(b("short"), Expiry::Keep));
+    }
+    for (db, k) in &keys {
+        assert!(s.delete(*db, k.as_bytes()));
+    }
+    assert_eq!(s.used_memory(), 0);
+    assert_eq!(s.stats().used_memory, 0);
+    assert_eq!(s.stats().keys, 0);
+    for i in 0..s.shard_count() {
+        assert_eq!(s.shard_stats(i).used_memory, 0);
+    }
+}
+
+#[test]
+fn flush_db_and_flush_all() {
+    let s = store(8);
+    for i in 0..500 {
+        s.set(
+            0,
+            b(&format!("a{i}")),
+            b("v"),
+            Expiry::At(s.now_ms() + 100_000),
+        );
+        s.set(1, b(&format!("b{i}")), b("v"), Expiry::Persist);
+    }
+    let one = s.used_memory() / 2;
+    s.flush_db(0, false);
+    assert_eq!(s.dbsize(0), 0);
+    assert_eq!(s.dbsize(1), 500);
+    assert_eq!(s.used_memory(), one);
+    assert_eq!(s.db_stats(1).expires, 0);
+    s.set(0, b("again"), b("v"), Expiry::Persist);
+    s.flush_all(true);
+    assert_eq!(s.dbsize(0) + s.dbsize(1), 0);
+    assert_eq!(s.used_memory(), 0);
+    assert_eq!(s.stats().keys, 0);
+}
+
+#[test]
+fn keys_and_random_key() {
+    let s = store(4);
+    for k in ["user:1", "user:2", "user:10", "session:1", "h*llo"] {
+        s.set(0, b(k), b("v"), Expiry::Persist);
+    }
+    let mut ks: Vec<_> = s.keys(0, b"user:?").into_iter().collect();
+    ks.sort();
+    assert_eq!(ks, vec![b("user:1"), b("user:2")]);
+    assert_eq!(s.keys(0, b"*").len(), 5);
+    assert_eq!(s.keys(0, b"session:1"), vec![b("session:1")]);
+    assert_eq!(s.keys(0, b"h\\*llo"), vec![b("h*llo")]);
+    assert_eq!(s.keys(0, b"nope"), Vec::<Bytes>::new());
+    let mut seen = HashSet::new();
+    for _ in 0..200 {
+        seen.insert(s.random_key(0).unwrap());
+    }
+    assert_eq!(seen.len(), 5);
+    assert_eq!(s.random_key(1), None);
+}
+
+#[test]
+fn scan_basic() {
+    for shards in [1, 4, 64] {
+        let s = store(shards);
+        assert_eq!(s.scan(0, 0, 10, None), (0, vec![]));
+        let n = 1000;
+        for i in 0..n {
+            s.set(0, b(&format!("k{i}")), b("v"), Expiry::Persist);
+        }
+        for count in [1, 10, 1000] {
+            let got = full_scan(&s, 0, count);
+            let set: HashSet<_> = got.iter().cloned().collect();
+            assert_eq!(set.len(), n, "shards {shards} count {count}");
+            assert_eq!(got.len(), n, "no duplicates without concurrent changes");
+        }
+        let (_, first) = s.scan(0, 0, 10, None);
+        assert!(!first.is_empty());
+        let matched: Vec<_> = {
+            let mut out = Vec::new();
+            let mut c = 0;
+            loop {
+                let (next, keys) = s.scan(0, c, 10, Some(b"k1?"));
+                out.extend(keys);
+                if next == 0 {
+                    break out;
+                }
+                c = next;
+            }
+        };
+        assert_eq!(matched.len(), 10);
+        // A bogus cursor ends the scan.
+        assert_eq!(s.scan(0, u64::MAX, 10, None), (0, vec![]));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Keys present for the whole scan are all returned, whatever is inserted or deleted
+    /// between calls (with table resizes).
+    #[test]
+    fn scan_returns_stable_keys(
+        shards_pow in prop::sample::select(vec![0u32, 2, 6]),
+        stable in 1usize..300,
+        churn in prop::collection::vec((any::<bool>(), 0u16..2000), 0..400),
+        count in 1usize..50,
+    ) {
+        let s = store(1 << shards_pow);
+        for i in 0..stable {
+            s.set(0, b(&format!("stable{i}")), b("v"), Expiry::Persist);
+        }
+        let mut seen = BTreeSet::new();
+        let mut cursor = 0;
+        let mut ops = churn.iter();
+        loop {
+            let (next, keys) = s.scan(0, cursor, count, None);
+            seen.extend(keys);
+            // Churn between calls: several ops per call so tables grow and shrink.
+            for _ in 0..8 {
+                if let Some((ins, k)) = ops.next() {
+                    let key = format!("churn{k}");
+                    if *ins {
+                        s.set(0, b(&key), b("v"), Expiry::Persist);
+                    } else {
+                        s.delete(0, key.as_bytes());
+                    }
+                }
+            }
+            if next == 0 { break; }
+            cursor = next;
+        }
+        for i in 0..stable {
+            let k = b(&format!("stable{i}"));
+            prop_assert!(seen.contains(&k), "missing {:?}", k);
+        }
+    }
+}
+
+fn evict_store(policy: EvictionPolicy) -> (Store, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let s = Store::with_clock(
+        StoreConfig {
+            shards: 4,
+            policy,
+            ..Default::default()
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    (s, clock)
+}
+
+#[test]
+fn noeviction_is_oom() {
+    let (s, _) = evict_store(EvictionPolicy::NoEviction);
+    assert!(s.reclaim_memory().is_ok());
+    s.set(0, b("a"), b("v"), Expiry::Persist);
+    s.set_maxmemory(1);
+    assert_eq!(s.reclaim_memory(), Err(crate::OutOfMemory));
+    assert_eq!(s.dbsize(0), 1);
+    s.set_maxmemory(0);
+    assert!(s.reclaim_memory().is_ok());
+}
+
+#[test]
+fn allkeys_random_gets_under_limit() {
+    let (s, _) = evict_store(EvictionPolicy::AllKeysRandom);
+    for i in 0..1000 {
+        s.set(i % 2, b(&format!("k{i}")), b("v"), Expiry::Persist);
+    }
+    let target = s.used_memory() / 2;
+    s.set_maxmemory(target);
+    assert!(s.reclaim_memory().is_ok());
+    assert!(s.used_memory() <= target);
+    let evicted = s.stats().evicted;
+    assert!((490..=510).contains(&evicted), "{evicted}");
+    // Everything can go.
+    s.set_maxmemory(1);
+    assert!(s.reclaim_memory().is_err());
+    assert_eq!(s.used_memory(), 0);
+}
+
+#[test]
+fn volatile_policies_never_evict_persistent_keys() {
+    for policy in [
+        EvictionPolicy::VolatileLru,
+        EvictionPolicy::VolatileLfu,
+        EvictionPolicy::VolatileRandom,
+        EvictionPolicy::VolatileTtl,
+    ] {
+        let (s, clock) = evict_store(policy);
+        let now = clock.now_ms();
+        for i in 0..400 {
+            s.set(0, b(&format!("p{i}")), b("v"), Expiry::Persist);
+            s.set(
+                0,
+                b(&format!("t{i}")),
+                b("v"),
+                Expiry::At(now + 1_000_000 + i),
+            );
+        }
+        s.set_maxmemory(1);
+        assert!(s.reclaim_memory().is_err(), "{policy}");
+        assert_eq!(s.dbsize(0), 400, "{policy}");
+        assert!(s.keys(0, b"t*").is_empty(), "{policy}");
+        assert_eq!(s.keys(0, b"p*").len(), 400, "{policy}");
+    }
+}
+
+#[test]
+fn volatile_ttl_evicts_soonest() {
+    let (s, clock) = evict_store(EvictionPolicy::VolatileTtl);
+    let now = clock.now_ms();
+    for i in 0..1000u64 {
+        s.set(
+            0,
+            b(&format!("t{i}")),
+            b("v"),
+            Expiry::At(now + 10_000 + i * 1000),
+        );
+    }
+    let per = s.used_memory() / 1000;
+    s.set_maxmemory(s.used_memory() - 100 * per);
+    s.reclaim_memory().unwrap();
+    // The 100 soonest-expiring keys went (up to a few from sampling noise).
+    let gone: Vec<u64> = (0..1000u64)
+        .filter(|i| s.get(0, format!("t{i}").as_bytes()).is_none())
+        .collect();
+    assert_eq!(gone.len(), 100);
+    let early = gone.iter().filter(|&&i| i < 200).count();
+    assert!(
+        early >= 95,
+        "only {early} of the evicted were among the 200 soonest"
+    );
+}
+
+#[test]
+fn lru_keeps_recently_read_keys() {
+    let (s, clock) = evict_store(EvictionPolicy::AllKeysLru);
+    for i in 0..1000 {
+        s.set(0, b(&format!("k{i}")), b("v"), Expiry::Persist);
+    }
+    clock.advance(60_000);
+    s.tick();
+    for i in 0..200 {
+        s.get(0, format!("k{i}").as_bytes());
+    }
+    clock.advance(1_000);
+    s.set_maxmemory(s.used_memory() / 2);
+    s.reclaim_memory().unwrap();
+    let kept = (0..200)
+        .filter(|i| s.get(0, format!("k{i}").as_bytes()).is_some())
+        .count();
+    assert!(kept >= 180, "kept only {kept} of 200 recently read keys");
+}
+
+#[test]
+fn lfu_keeps_frequently_read_keys() {
+    let (s, _) = evict_store(EvictionPolicy::AllKeysLfu);
+    for i in 0..1000 {
+        s.set(0, b(&format!("k{i}")), b("v"), Expiry::Persist);
+    }
+    for _ in 0..50 {
+        for i in 0..100 {
+            s.get(0, format!("k{i}").as_bytes());
+        }
+    }
+    s.set_maxmemory(s.used_memory() / 2);
+    s.reclaim_memory().unwrap();
+    let kept = (0..100)
+        .filter(|i| s.get(0, format!("k{i}").as_bytes()).is_some())
+        .count();
+    assert!(kept >= 90, "kept only {kept} of 100 frequently read keys");
+}
+
+#[test]
+fn runtime_config_setters() {
+    let s = store(1);
+    s.set_policy(EvictionPolicy::VolatileTtl);
+    assert_eq!(s.policy(), EvictionPolicy::VolatileTtl);
+    s.set_samples(10);
+    assert_eq!(s.samples(), 10);
+    s.set_samples(0);
+    assert_eq!(s.samples(), 1);
+    s.set_maxmemory(123);
+    assert_eq!(s.maxmemory(), 123);
+}
+
+#[test]
+fn multi_key_ops() {
+    let s = store(16);
+    let keys: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    s.write_many(0, &refs, |m| {
+        assert_eq!(m.len(), 20);
+        for i in 0..m.len() {
+            m.slot(i).set(b(&format!("v{i}")), Expiry::Persist);
+        }
+    });
+    s.read_many(0, &refs, |m| {
+        for i in 0..m.len() {
+            assert_eq!(m.get(i).unwrap().value, &b(&format!("v{i}")));
+        }
+    });
+    // Repeated keys are fine.
+    s.write_many(0, &[b"dup", b"dup"], |m| {
+        m.slot(0).set(b("1"), Expiry::Persist);
+        assert_eq!(m.slot(1).get(), Some(&b("1")));
+        m.slot(1).remove();
+        assert!(!m.slot(0).exists());
+    });
+    s.write_many(0, &[], |m| assert!(m.is_empty()));
+}
+
+#[test]
+fn write_many_is_atomic_for_concurrent_readers() {
+    let s = Arc::new(store(16));
+    let keys: Vec<String> = (0..8).map(|i| format!("atomic{i}")).collect();
+    let shards: HashSet<_> = keys.iter().map(|k| s.shard_of(k.as_bytes())).collect();
+    assert!(shards.len() > 1, "keys should span shards");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, keys, stop) = (s.clone(), keys.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            let mut gen = 0u64;
+            while !stop.load(Relaxed) {
+                gen += 1;
+                let v = Bytes::from(gen.to_string());
+                s.write_many(0, &refs, |m| {
+                    for i in 0..m.len() {
+                        m.slot(i).set(v.clone(), Expiry::Persist);
+                    }
+                });
+            }
+            gen
+        })
+    };
+    let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    let start = Instant::now();
+    let mut checks = 0;
+    while start.elapsed() < Duration::from_millis(300) {
+        s.read_many(0, &refs, |m| {
+            let first = m.get(0).map(|e| e.value.clone());
+            for i in 1..m.len() {
+                assert_eq!(
+                    m.get(i).map(|e| e.value.clone()),
+                    first,
+                    "half-applied write"
+                );
+            }
+        });
+        checks += 1;
+    }
+    stop.store(true, Relaxed);
+    let gens = writer.join().unwrap();
+    assert!(checks > 10 && gens > 10);
+}
+
+#[test]
+fn reclaimer_removes_100k_keys_within_4s() {
+    let s = Arc::new(store(16));
+    let at = s.now_ms() + 300;
+    for i in 0..100_000 {
+        s.set(0, Bytes::from(format!("exp{i}")), b("v"), Expiry::At(at));
+    }
+    let reclaimer = s.spawn_reclaimer(Duration::from_millis(100));
+    let start = Instant::now();
+    let mut worst = Duration::ZERO;
+    while s.stats().keys > 0 && start.elapsed() < Duration::from_secs(4) {
+        // Client operations stay fast while the reclaimer works.
+        let t = Instant::now();
+        s.set(1, b("probe"), b("v"), Expiry::Persist);
+        worst = worst.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(s.stats().keys, 1, "took {:?}", start.elapsed());
+    assert_eq!(s.stats().expired, 100_000);
+    assert!(
+        worst < Duration::from_millis(100),
+        "a write waited {worst:?}"
+    );
+    reclaimer.stop();
+}
+
+#[test]
+fn reclaimer_stops_on_drop() {
+    let s = Arc::new(store(1));
+    let r = s.spawn_reclaimer(Duration::from_millis(5));
+    std::thread::sleep(Duration::from_millis(20));
+    drop(r);
+    // The thread held only a weak reference.
+    assert_eq!(Arc::strong_count(&s), 1);
+}
+
+#[test]
+fn hot_keys_are_found() {
+    let s = store(16);
+    for i in 0..100 {
+        s.set(0, b(&format!("cold{i}")), b("v"), Expiry::Persist);
+    }
+    s.set(0, b("hot"), b("v"), Expiry::Persist);
+    for round in 0..20_000 {
+        s.get(0, b"hot");
+        if round % 4 == 0 {
+            s.get(0, format!("cold{}", round % 100).as_bytes());
+        }
+    }
+    let hot = s.hot_keys(3);
+    assert_eq!(hot[0].key, "hot");
+    assert_eq!(hot[0].shard, s.shard_of(b"hot"));
+    assert!(hot[0].estimated_share > 0.5, "{:?}", hot[0]);
+    assert!(hot[0].count >= 10_000);
+
+    let off = Store::new(StoreConfig {
+        instrument: false,
+        ..Default::default()
+    })
+    .unwrap();
+    off.set(0, b("hot"), b("v"), Expiry::Persist);
+    for _ in 0..1000 {
+        off.get(0, b"hot");
+    }
+    assert!(off.hot_keys(3).is_empty());
+    assert_eq!(off.shard_stats(off.shard_of(b"hot")).read.acquisitions, 0);
+}
+
+#[test]
+fn shard_stats_show_contention() {
+    let s = Arc::new(store(1));
+    s.set(0, b("k"), b("v"), Expiry::Persist);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    if i % 2 == t % 2 {
+                        s.set(0, b("k"), Bytes::from(i.to_string()), Expiry::Persist);
+                    } else {
+                        s.get(0, b"k");
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let st = s.shard_stats(0);
+    assert_eq!(st.read.acquisitions + st.write.acquisitions, 80_001);
+    assert_eq!(st.keys, 1);
+    // On a 2-core machine with 4 threads hammering one lock, some waits are certain.
+    assert!(st.read.contended + st.write.contended > 0, "{st:?}");
+    let hist: u64 = st.write.wait_buckets.iter().sum();
+    assert_eq!(hist, st.write.contended);
+}

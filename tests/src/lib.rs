@@ -1,0 +1,519 @@
+//! Harness for the end-to-end tests: start the real `shardcache` binary (and, for differential
+//! tests, a real `redis-server`) on ephemeral loopback ports, and talk to them with real clients
+//! (`redis-cli`, `nc`) or raw sockets.
+//!
+//! The binary is found at `$SHARDCACHE_BIN`, else `target/debug/shardcache` of this workspace
+//! (`cargo test --workspace` builds it, because `shardcache-server` has integration tests).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The `shardcache` binary under test.
+pub fn shardcache_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SHARDCACHE_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("debug/shardcache");
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo test --workspace` (or `cargo build -p shardcache-server`), or set SHARDCACHE_BIN",
+        p.display()
+    );
+    p
+}
+
+/// Whether an external program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Skips the calling test (returns from it) with a message when `program` is missing, unless
+/// `CI` is set, where a missing tool is a failure: `.ci/run` installs everything.
+#[macro_export]
+macro_rules! require {
+    ($program:expr) => {
+        if !$crate::have($program) {
+            if std::env::var_os("CI").is_some() {
+                panic!("{} is required in CI (.ci/run installs it)", $program);
+            }
+            eprintln!("SKIPPED: {} is not installed", $program);
+            return;
+        }
+    };
+}
+
+/// A free loopback TCP port (bound then released: good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// A running `shardcache` process; killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    port: u16,
+    metrics_port: Option<u16>,
+    log: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl Server {
+    /// Starts the server on a free port with `extra` options and waits until it accepts
+    /// connections. The metrics endpoint is off unless `extra` sets `--metrics-addr`.
+    pub fn start(extra: &[&str]) -> Server {
+        Self::try_start(extra).unwrap_or_else(|e| panic!("shardcache did not start: {e}"))
+    }
+
+    /// Like [`Server::start`], with the metrics endpoint on a free port.
+    pub fn start_with_metrics(extra: &[&str]) -> Server {
+        let mport = free_port();
+        let maddr = format!("127.0.0.1:{mport}");
+        let mut args = vec!["--metrics-addr", maddr.as_str()];
+        args.extend_from_slice(extra);
+        let mut s = Self::start(&args);
+        s.metrics_port = Some(mport);
+        s
+    }
+
+    /// Starts the server; `Err` with its output when it exits or does not become ready.
+    pub fn try_start(extra: &[&str]) -> Result<Server, String> {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            "0".into(),
+            "--metrics-addr".into(),
+            String::new(),
+            "--log-level".into(),
+            "info".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(shardcache_bin())
+            .args(&args)
+            .env_remove("SHARDCACHE_PORT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", shardcache_bin().display()))?;
+        let (tx, rx) = mpsc::channel();
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut server = Server {
+            child: Some(child),
+            port: 0,
+            metrics_port: None,
+            log: rx,
+            lines: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match server.log.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => {
+                    if line.contains("ready to accept connections") {
+                        if let Some(port) = parse_port(&line) {
+                            server.port = port;
+                            server.lines.push(line);
+                            return Ok(server);
+                        }
+                    }
+                    server.lines.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
+                        server.drain_log();
+                        return Err(format!("exited with {status}: {}", server.lines.join("\n")));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
+                        return Err(format!("exited with {status}: {}", server.lines.join("\n")));
+                    }
+                }
+            }
+        }
+        Err(format!("not ready after 20 s: {}", server.lines.join("\n")))
+    }
+
+    /// The Redis-protocol port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The metrics port, when started with [`Server::start_with_metrics`].
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port.expect("started without metrics")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// A new raw connection.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to shardcache");
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        s
+    }
+
+    /// Sends SIGTERM and waits (up to `timeout`) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.signal(libc_sigterm());
+        self.wait(timeout)
+    }
+
+    /// Sends a signal by number.
+    pub fn signal(&self, sig: i32) {
+        let pid = self.pid();
+        let _ = Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status();
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Every log line the server wrote so far.
+    pub fn log(&mut self) -> Vec<String> {
+        self.drain_log();
+        self.lines.clone()
+    }
+
+    fn drain_log(&mut self) {
+        while let Ok(l) = self.log.try_recv() {
+            self.lines.push(l);
+        }
+    }
+
+    /// Resident set size of the server process, in bytes (from /proc).
+    pub fn rss_bytes(&self) -> u64 {
+        rss_of(self.pid())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// RSS of a process from `/proc/PID/status`, in bytes.
+pub fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn libc_sigterm() -> i32 {
+    15
+}
+
+fn parse_port(line: &str) -> Option<u16> {
+    let at = line.find("addr=")? + 5;
+    let rest = &line[at..];
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    rest[..end]
+        .rsplit(':')
+        .next()?
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+/// A running `redis-server` (the reference implementation); killed on drop.
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` on a free port, no persistence, and waits for PING.
+    pub fn start(extra: &[&str]) -> RedisServer {
+        let port = free_port();
+        let mut args = vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+            "--daemonize".into(),
+            "no".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new("redis-server")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(b"PING\r\n");
+                let mut b = [0u8; 7];
+                if s.read_exact(&mut b).is_ok() && &b == b"+PONG\r\n" {
+                    return RedisServer { child, port };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on {port}");
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `redis-cli -p PORT args...` and returns its stdout.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = redis_cli_output(port, args, None);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `redis-cli -p PORT args...` with optional stdin, returning the whole output.
+pub fn redis_cli_output(port: u16, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new("redis-cli");
+    cmd.arg("-p").arg(port.to_string()).args(args);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run redis-cli");
+    if let (Some(input), Some(mut si)) = (stdin, child.stdin.take()) {
+        si.write_all(input).expect("write redis-cli stdin");
+    }
+    child.wait_with_output().expect("redis-cli output")
+}
+
+/// Sends `input` to `nc 127.0.0.1 PORT` (closing its stdin after `linger`) and returns what
+/// came back.
+pub fn nc(port: u16, input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("nc")
+        .args(["-q", "1", "127.0.0.1", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run nc");
+    if let Some(mut si) = child.stdin.take() {
+        si.write_all(input).expect("write to nc");
+    }
+    child.wait_with_output().expect("nc output").stdout
+}
+
+/// Writes `input` on a fresh connection, half-closes, and reads until the server closes or
+/// `timeout` passes. Returns the bytes and whether the server closed the connection.
+pub fn exchange(port: u16, input: &[u8], timeout: Duration) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(timeout)).ok();
+    s.write_all(input).expect("write");
+    half_close(&s);
+    read_until_close(&mut s, timeout)
+}
+
+/// Like [`exchange`] without the half-close: the server must close by itself.
+pub fn exchange_keep_open(port: u16, input: &[u8], timeout: Duration) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(input).expect("write");
+    read_until_close(&mut s, timeout)
+}
+
+fn read_until_close(s: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (got, false);
+        }
+        s.set_read_timeout(Some(left)).ok();
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// Sends requests on one connection and reads exactly `expect_replies` RESP replies (raw bytes
+/// of each). Panics on timeout.
+pub fn roundtrip(stream: &mut TcpStream, input: &[u8], expect_replies: usize) -> Vec<Vec<u8>> {
+    stream.write_all(input).expect("write");
+    read_replies(stream, expect_replies)
+}
+
+/// Reads `n` complete RESP replies from `stream`, returning each reply's raw bytes.
+pub fn read_replies(stream: &mut TcpStream, n: usize) -> Vec<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 65536];
+    stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    while out.len() < n {
+        while out.len() < n {
+            match reply_len(&buf) {
+                Some(len) => {
+                    out.push(buf.drain(..len).collect());
+                }
+                None => break,
+            }
+        }
+        if out.len() == n {
+            break;
+        }
+        let r = stream.read(&mut chunk).expect("read reply");
+        assert!(
+            r > 0,
+            "connection closed after {} of {n} replies",
+            out.len()
+        );
+        buf.extend_from_slice(&chunk[..r]);
+    }
+    out
+}
+
+/// Length of the first complete RESP2/RESP3 value in `b`, if complete.
+pub fn reply_len(b: &[u8]) -> Option<usize> {
+    let line_end = b.windows(2).position(|w| w == b"\r\n")?;
+    let head = &b[1..line_end];
+    let after = line_end + 2;
+    let num = || std::str::from_utf8(head).ok()?.parse::<i64>().ok();
+    match *b.first()? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
+            let n = num()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let end = after + n as usize + 2;
+            (b.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = num()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let items = if matches!(b[0], b'%' | b'|') {
+                n * 2
+            } else {
+                n
+            };
+            let mut pos = after;
+            for _ in 0..items {
+                pos += reply_len(&b[pos..])?;
+            }
+            Some(pos)
+        }
+        _ => None,
+    }
+}
+
+/// Encodes a request as a RESP array of bulk strings.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+/// Encodes a request given as string words.
+pub fn resp_str(words: &[&str]) -> Vec<u8> {
+    let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+    resp(&args)
+}
+
+/// Closes the write side of a stream.
+pub fn half_close(s: &TcpStream) {
+    let _ = s.shutdown(Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_len_parses_nested_values() {
+        assert_eq!(reply_len(b"+OK\r\n"), Some(5));
+        assert_eq!(reply_len(b"$3\r\nabc\r\n+"), Some(9));
+        assert_eq!(reply_len(b"$3\r\nab"), None);
+        assert_eq!(reply_len(b"*2\r\n:1\r\n$-1\r\n"), Some(13));
+        assert_eq!(reply_len(b"%1\r\n+a\r\n:1\r\n"), Some(12));
+        assert_eq!(
+            parse_port("INFO ready to accept connections addr=127.0.0.1:4321 shards=16"),
+            Some(4321)
+        );
+    }
+}
