@@ -126,12 +126,12 @@ async fn ketama_matches_nutcracker() {
         keys.len(),
         &mismatches[..mismatches.len().min(5)]
     );
-    // Every backend got keys (the share varies with the random ports: ketama
-    // with 160 points per node is only roughly even).
-    for i in 0..3 {
-        let n = owner.iter().filter(|&&o| o == i).count();
-        assert!(n > 30, "backend {i} got only {n} keys");
-    }
+    // The comparison is only meaningful if keys were spread. The share per
+    // backend varies a lot with the random ports: twemproxy's fnv1a_64 is really
+    // 32-bit FNV with the truncated prime 0x1b3, which mixes similar keys
+    // poorly, so one backend may get only ~1% of `key:NNNNNN`.
+    let used = (0..3).filter(|i| owner.contains(i)).count();
+    assert!(used >= 2, "all keys on one backend");
 
     // 2. Named servers with unequal weights: the name is hashed, weights scale points.
     let lines: Vec<String> = redises

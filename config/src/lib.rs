@@ -16,6 +16,20 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod cgroup;
+
+/// The `maxmemory-policy` names, as Redis spells them.
+pub const MAXMEMORY_POLICIES: [&str; 8] = [
+    "noeviction",
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-lfu",
+    "volatile-lfu",
+    "allkeys-random",
+    "volatile-random",
+    "volatile-ttl",
+];
+
 /// The largest shard count accepted: beyond it each shard holds too few keys to matter and the
 /// per-shard metric series become a burden.
 pub const MAX_SHARDS: usize = 65536;
@@ -204,6 +218,37 @@ pub struct Config {
     #[arg(long = "log-format", env = "SHARDCACHE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Memory limit for keys and values (units: 100mb, 1gb; 0 = unlimited). Above it, commands
+    /// that may grow memory evict per --maxmemory-policy or fail with Redis's OOM error.
+    /// Default: when the process runs under a cgroup memory limit (a container), 75% of that
+    /// limit (the rest is headroom for allocator fragmentation, table slack and connection
+    /// buffers, so the container is not OOM-killed); otherwise 0.
+    #[arg(long, env = "SHARDCACHE_MAXMEMORY")]
+    pub maxmemory: Option<ByteSize>,
+
+    /// What to evict above --maxmemory. Redis's default, noeviction, is kept: a cache that
+    /// silently drops keys should be a choice (allkeys-lru is the usual one for a cache).
+    #[arg(
+        long = "maxmemory-policy",
+        env = "SHARDCACHE_MAXMEMORY_POLICY",
+        default_value = "noeviction",
+        value_parser = clap::builder::PossibleValuesParser::new(MAXMEMORY_POLICIES),
+    )]
+    pub maxmemory_policy: String,
+
+    /// Keys sampled per eviction round (Redis's maxmemory-samples): more is closer to true
+    /// LRU/LFU and costs more CPU per eviction.
+    #[arg(
+        long = "maxmemory-samples",
+        env = "SHARDCACHE_MAXMEMORY_SAMPLES",
+        default_value_t = 5
+    )]
+    pub maxmemory_samples: usize,
+
+    /// Root of the cgroup file tree read for the container memory limit (tests pass a fake one).
+    #[arg(long = "cgroup-root", env = "SHARDCACHE_CGROUP_ROOT", default_value_os_t = default_cgroup_root(), hide = true)]
+    pub cgroup_root: PathBuf,
+
     /// Address of the Prometheus metrics HTTP endpoint (path /metrics). Empty turns it off.
     #[arg(
         long = "metrics-addr",
@@ -211,6 +256,16 @@ pub struct Config {
         default_value = "127.0.0.1:9379"
     )]
     pub metrics_addr: String,
+
+    /// Bound the per-shard metric series to the K most contended shards (0: every shard).
+    /// Totals over all shards are always exported. Useful above a few thousand shards.
+    #[arg(long = "metrics-top-shards", env = "SHARDCACHE_METRICS_TOP_SHARDS", default_value_t = 0)]
+    pub metrics_top_shards: usize,
+
+    /// Count shard lock acquisitions and time contended waits (the contention metrics,
+    /// INFO contention, HOTKEYS). `false` only to measure what the instrumentation costs.
+    #[arg(long = "lock-stats", env = "SHARDCACHE_LOCK_STATS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub lock_stats: bool,
 }
 
 impl Config {
@@ -259,6 +314,12 @@ impl Config {
         if bulk > i64::MAX as u64 {
             return Err(ConfigError::new("proto-max-bulk-len", "is too large"));
         }
+        if self.maxmemory_samples == 0 || self.maxmemory_samples > 64 {
+            return Err(ConfigError::new(
+                "maxmemory-samples",
+                format!("{} is not between 1 and 64", self.maxmemory_samples),
+            ));
+        }
         if self.bind.trim().is_empty() {
             return Err(ConfigError::new("bind", "must not be empty"));
         }
@@ -305,10 +366,42 @@ impl Config {
         Duration::from_secs(self.shutdown_timeout)
     }
 
+    /// The `maxmemory` to run with and where it came from: `--maxmemory` when given, else
+    /// [`cgroup::DEFAULT_SHARE_PERCENT`] of the cgroup memory limit under `--cgroup-root`,
+    /// else 0 (unlimited).
+    pub fn effective_maxmemory(&self) -> (u64, MaxmemorySource) {
+        if let Some(m) = self.maxmemory {
+            return (m.bytes(), MaxmemorySource::Option);
+        }
+        match cgroup::memory_limit(&self.cgroup_root) {
+            Some((limit, version)) => (
+                cgroup::default_maxmemory(limit),
+                MaxmemorySource::Cgroup { limit, version },
+            ),
+            None => (0, MaxmemorySource::Unlimited),
+        }
+    }
+
     /// A configuration with every default, for tests and embedding.
     pub fn defaults() -> Config {
         Config::parse_from(["shardcache"])
     }
+}
+
+/// Why `maxmemory` has the value it has (logged at start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxmemorySource {
+    /// Given with `--maxmemory` / `SHARDCACHE_MAXMEMORY`.
+    Option,
+    /// A share of this cgroup memory limit.
+    Cgroup {
+        /// The container's limit in bytes.
+        limit: u64,
+        /// Which cgroup file it came from.
+        version: cgroup::CgroupVersion,
+    },
+    /// No option and no cgroup limit: unlimited, as Redis.
+    Unlimited,
 }
 
 /// Where the process may read its cgroup limits; a parameter so tests can pass a fake tree.
@@ -389,6 +482,36 @@ mod tests {
         assert!(e.contains("proto-max-bulk-len"), "{e}");
         let e = parse(&["--maxclients", "0"]).unwrap_err();
         assert!(e.contains("maxclients"), "{e}");
+    }
+
+    #[test]
+    fn maxmemory_options() {
+        let c = parse(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]).unwrap();
+        assert_eq!(c.effective_maxmemory(), (64 << 20, MaxmemorySource::Option));
+        assert_eq!(c.maxmemory_policy, "allkeys-lru");
+        assert_eq!(c.maxmemory_samples, 5);
+        let e = parse(&["--maxmemory-policy", "lru"]).unwrap_err();
+        assert!(e.contains("maxmemory-policy"), "{e}");
+        let e = parse(&["--maxmemory-samples", "0"]).unwrap_err();
+        assert!(e.contains("maxmemory-samples"), "{e}");
+        let e = parse(&["--maxmemory", "12xb"]).unwrap_err();
+        assert!(e.contains("maxmemory"), "{e}");
+    }
+
+    #[test]
+    fn maxmemory_defaults_from_cgroup() {
+        let dir = std::env::temp_dir().join(format!("shardcache-cfg-cg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("memory.max"), "1073741824\n").unwrap();
+        let root = dir.to_str().unwrap();
+        let c = parse(&["--cgroup-root", root]).unwrap();
+        assert_eq!(c.effective_maxmemory().0, 805_306_368);
+        let c = parse(&["--cgroup-root", root, "--maxmemory", "0"]).unwrap();
+        assert_eq!(c.effective_maxmemory(), (0, MaxmemorySource::Option));
+        std::fs::write(dir.join("memory.max"), "max\n").unwrap();
+        let c = parse(&["--cgroup-root", root]).unwrap();
+        assert_eq!(c.effective_maxmemory(), (0, MaxmemorySource::Unlimited));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

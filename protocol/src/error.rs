@@ -96,3 +96,62 @@ fn char_for_message(b: u8) -> char {
         char::REPLACEMENT_CHARACTER
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ProtocolError::{self, *};
+
+    #[test]
+    fn redis_texts() {
+        let cases: &[(ProtocolError, &str)] = &[
+            (
+                InvalidMultibulkLength,
+                "ERR Protocol error: invalid multibulk length",
+            ),
+            (InvalidBulkLength, "ERR Protocol error: invalid bulk length"),
+            (
+                ExpectedDollar(b'x'),
+                "ERR Protocol error: expected '$', got 'x'",
+            ),
+            (
+                ExpectedDollar(b'\n'),
+                "ERR Protocol error: expected '$', got ' '",
+            ),
+            (
+                ExpectedDollar(0xff),
+                "ERR Protocol error: expected '$', got '\u{fffd}'",
+            ),
+            (
+                UnbalancedQuotes,
+                "ERR Protocol error: unbalanced quotes in request",
+            ),
+            (
+                TooBigInlineRequest,
+                "ERR Protocol error: too big inline request",
+            ),
+            (
+                TooBigMbulkCountString,
+                "ERR Protocol error: too big mbulk count string",
+            ),
+            (
+                TooBigBulkCountString,
+                "ERR Protocol error: too big bulk count string",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.redis_message(), *text);
+            assert_eq!(error.to_string(), *text);
+        }
+    }
+
+    #[test]
+    fn write_reply_is_byte_exact() {
+        let mut buf = bytes::BytesMut::new();
+        ExpectedDollar(0xff).write_reply(&mut buf);
+        InvalidBulkLength.write_reply(&mut buf);
+        assert_eq!(
+            &buf[..],
+            &b"-ERR Protocol error: expected '$', got '\xff'\r\n-ERR Protocol error: invalid bulk length\r\n"[..]
+        );
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use shardcache_protocol::{reply, ProtocolError, RequestDecoder, Version};
+use shardcache_protocol::{ProtocolError, RequestDecoder, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
@@ -70,6 +70,18 @@ impl Connection {
     /// Serves the client until it quits, errs, or the server shuts down. On shutdown the batch
     /// being executed is finished and flushed before the socket closes.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        let _registered = crate::state::ClientGuard::new(
+            Arc::clone(&self.shared),
+            self.state.id,
+            crate::state::ClientInfo {
+                addr: self.state.peer,
+                laddr: self.stream.local_addr().ok(),
+                name: None,
+                db: 0,
+                created: std::time::Instant::now(),
+                resp: 2,
+            },
+        );
         let mut decoder = RequestDecoder::new(self.shared.limits);
         let mut input = BytesMut::with_capacity(READ_CHUNK);
         let mut output = BytesMut::with_capacity(READ_CHUNK);
@@ -128,7 +140,7 @@ impl Connection {
                 Err(ProtocolError::Io(_)) => return Flow::Close,
                 Err(e) => {
                     debug!(client = self.state.id, peer = %self.state.peer, error = %e, "protocol error");
-                    reply::error(output, e.redis_message().as_bytes());
+                    e.write_reply(output);
                     return Flow::Close;
                 }
             }

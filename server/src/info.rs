@@ -3,13 +3,22 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use crate::command::connection_compat_version;
+use crate::command::{connection_compat_version, COMMANDS};
 use crate::state::Shared;
 
 /// The sections `INFO` with no argument (or `default`) prints.
 const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "stats", "keyspace"];
 /// Every section, for `INFO all` / `INFO everything`.
-const ALL_SECTIONS: &[&str] = &["server", "clients", "memory", "stats", "keyspace"];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "stats",
+    "commandstats",
+    "latencystats",
+    "contention",
+    "keyspace",
+];
 
 /// Renders the requested sections (lower-case names; empty means the default set).
 pub fn render(shared: &Shared, requested: &[String]) -> String {
@@ -32,6 +41,9 @@ pub fn render(shared: &Shared, requested: &[String]) -> String {
             "memory" => memory(shared, &mut out),
             "stats" => stats(shared, &mut out),
             "keyspace" => keyspace(shared, &mut out),
+            "commandstats" => commandstats(shared, &mut out),
+            "latencystats" => latencystats(shared, &mut out),
+            "contention" => contention(shared, &mut out),
             _ => false,
         };
         if !wrote {
@@ -159,5 +171,152 @@ pub fn human_bytes(n: u64) -> String {
         format!("{:.2}G", d / (K * K * K))
     } else {
         format!("{:.2}T", d / (K * K * K * K))
+    }
+}
+
+/// Redis 7's `# Commandstats`: `cmdstat_get:calls=…,usec=…,usec_per_call=…,rejected_calls=0,failed_calls=…`.
+fn commandstats(shared: &Shared, out: &mut String) -> bool {
+    out.push_str("# Commandstats\r\n");
+    for (i, spec) in COMMANDS.iter().enumerate() {
+        let Some(c) = shared.command_stats.get(i) else { continue };
+        let calls = c.calls.load(Ordering::Relaxed);
+        let rejected = c.rejected.load(Ordering::Relaxed);
+        if calls == 0 && rejected == 0 {
+            continue;
+        }
+        let usec = c.duration.snapshot().sum_ns / 1000;
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={}\r\n",
+            spec.name,
+            if calls == 0 { 0.0 } else { usec as f64 / calls as f64 },
+            c.failed.load(Ordering::Relaxed),
+        );
+    }
+    true
+}
+
+/// Redis 7's `# Latencystats`: `latency_percentiles_usec_get:p50=…,p99=…,p99.9=…`.
+fn latencystats(shared: &Shared, out: &mut String) -> bool {
+    out.push_str("# Latencystats\r\n");
+    for (i, spec) in COMMANDS.iter().enumerate() {
+        let Some(c) = shared.command_stats.get(i) else { continue };
+        if c.calls.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        let snap = c.duration.snapshot();
+        let q = |q: f64| snap.quantile_ns(q).unwrap_or(0) as f64 / 1000.0;
+        let _ = write!(
+            out,
+            "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+            spec.name,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+        );
+    }
+    true
+}
+
+/// `# Contention`: per shard, lock acquisitions, the share that had to wait, wait p50/p99 per
+/// mode, keys; then a one-line verdict naming the most contended shard.
+fn contention(shared: &Shared, out: &mut String) -> bool {
+    let store = &shared.store;
+    let n = store.shard_count();
+    let stats: Vec<_> = (0..n).map(|i| store.shard_stats(i)).collect();
+    let share = |c: u64, a: u64| if a == 0 { 0.0 } else { c as f64 / a as f64 };
+    let us = |ns: Option<u64>| ns.map_or(0.0, |v| v as f64 / 1000.0);
+    let (mut ra, mut rc, mut wa, mut wc) = (0, 0, 0, 0);
+    for s in &stats {
+        ra += s.read.acquisitions;
+        rc += s.read.contended;
+        wa += s.write.acquisitions;
+        wc += s.write.contended;
+    }
+    let _ = write!(
+        out,
+        "# Contention\r\n\
+         shards:{n}\r\n\
+         lock_stats:{}\r\n\
+         read_acquisitions:{ra}\r\n\
+         read_contended:{rc}\r\n\
+         read_contended_pct:{:.4}\r\n\
+         write_acquisitions:{wa}\r\n\
+         write_contended:{wc}\r\n\
+         write_contended_pct:{:.4}\r\n",
+        if shared.config.lock_stats { "on" } else { "off" },
+        100.0 * share(rc, ra),
+        100.0 * share(wc, wa),
+    );
+    for (i, s) in stats.iter().enumerate() {
+        let _ = write!(
+            out,
+            "shard_{i}:keys={},read_acquisitions={},read_contended_pct={:.4},read_wait_p50_us={:.2},read_wait_p99_us={:.2},write_acquisitions={},write_contended_pct={:.4},write_wait_p50_us={:.2},write_wait_p99_us={:.2}\r\n",
+            s.keys,
+            s.read.acquisitions,
+            100.0 * share(s.read.contended, s.read.acquisitions),
+            us(s.read.wait_quantile_ns(0.5)),
+            us(s.read.wait_quantile_ns(0.99)),
+            s.write.acquisitions,
+            100.0 * share(s.write.contended, s.write.acquisitions),
+            us(s.write.wait_quantile_ns(0.5)),
+            us(s.write.wait_quantile_ns(0.99)),
+        );
+    }
+    let _ = write!(out, "contention_verdict:{}\r\n", verdict(&stats));
+    true
+}
+
+/// One line naming the most contended shard and how far it stands above the median.
+fn verdict(stats: &[shardcache_storage::ShardStats]) -> String {
+    let shares: Vec<f64> = stats
+        .iter()
+        .map(|s| {
+            let a = s.read.acquisitions + s.write.acquisitions;
+            let c = s.read.contended + s.write.contended;
+            if a == 0 {
+                0.0
+            } else {
+                c as f64 / a as f64
+            }
+        })
+        .collect();
+    let Some((worst, &top)) = shares
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+    else {
+        return "no shards".into();
+    };
+    if top == 0.0 {
+        return "no contention observed".into();
+    }
+    let mut sorted = shares.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let s = &stats[worst];
+    let p99 = s
+        .write
+        .wait_quantile_ns(0.99)
+        .max(s.read.wait_quantile_ns(0.99))
+        .map_or(0.0, |v| v as f64 / 1000.0);
+    let above = if median > 0.0 {
+        format!("{:.1}x the median shard ({})", top / median, percent(median))
+    } else {
+        "the median shard saw none".into()
+    };
+    format!(
+        "shard {worst} is the most contended: {} of its lock acquisitions waited (p99 wait {p99:.1}us), {above}",
+        percent(top)
+    )
+}
+
+/// A share as a percentage with enough digits to show small values (`0.0031%`, `12.50%`).
+fn percent(share: f64) -> String {
+    let p = 100.0 * share;
+    if p >= 0.1 {
+        format!("{p:.2}%")
+    } else {
+        format!("{p:.4}%")
     }
 }

@@ -14,6 +14,8 @@ pub mod command;
 pub mod connection;
 pub mod health;
 pub mod info;
+pub mod latency;
+pub mod metrics;
 pub mod server;
 pub mod state;
 

@@ -27,6 +27,7 @@ const EXPIRE_INTERVAL: Duration = Duration::from_millis(100);
 /// A bound server, before it starts accepting: lets tests and the binary learn the real port.
 pub struct Listening {
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -41,8 +42,16 @@ impl Listening {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let port = listener.local_addr()?.port();
+        let metrics = match config.metrics_socket_addr()? {
+            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            None => None,
+        };
         let shared = Arc::new(Shared::new(config, port)?);
-        Ok(Listening { listener, shared })
+        Ok(Listening {
+            listener,
+            metrics,
+            shared,
+        })
     }
 
     /// The address actually bound.
@@ -51,6 +60,11 @@ impl Listening {
     /// Only if the OS cannot report it.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics endpoint's address, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state (store, counters), e.g. for the metrics exporter.
@@ -63,7 +77,17 @@ impl Listening {
     /// # Errors
     /// Never in practice; accept errors are logged and retried with a back-off.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        run(self.listener, self.shared, shutdown).await
+        let token = CancellationToken::new();
+        if let Some(m) = self.metrics {
+            tokio::spawn(crate::metrics::serve(
+                m,
+                Arc::clone(&self.shared),
+                token.clone(),
+            ));
+        }
+        let r = run(self.listener, self.shared, shutdown).await;
+        token.cancel();
+        r
     }
 }
 

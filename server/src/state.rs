@@ -1,12 +1,15 @@
 //! State shared by every connection: the store, the configuration, server-wide counters.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use shardcache_config::Config;
+use parking_lot::Mutex;
+use shardcache_config::{Config, MaxmemorySource};
 use shardcache_protocol::Limits;
-use shardcache_storage::{Store, StoreConfig};
+use shardcache_storage::{EvictionPolicy, Store, StoreConfig};
 
 use crate::command::CommandStats;
 
@@ -39,6 +42,85 @@ pub struct Shared {
     pub net_input_bytes: AtomicU64,
     /// See `net_input_bytes`.
     pub net_output_bytes: AtomicU64,
+    /// Connected clients, for `CLIENT LIST`. Touched on connect, disconnect, `SELECT`,
+    /// `CLIENT SETNAME` and `HELLO SETNAME` only: never on the GET/SET path.
+    pub clients: ClientRegistry,
+}
+
+/// What `CLIENT LIST` shows of a connection other than the caller's.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address the client connected to.
+    pub laddr: Option<SocketAddr>,
+    /// `CLIENT SETNAME`.
+    pub name: Option<String>,
+    /// Selected database.
+    pub db: usize,
+    /// When the connection was accepted.
+    pub created: Instant,
+    /// 2 or 3.
+    pub resp: u8,
+}
+
+/// The registry of connected clients, by id.
+#[derive(Default)]
+pub struct ClientRegistry {
+    map: Mutex<HashMap<u64, ClientInfo>>,
+}
+
+impl ClientRegistry {
+    /// Adds a connection.
+    pub fn register(&self, id: u64, info: ClientInfo) {
+        self.map.lock().insert(id, info);
+    }
+    /// Removes a connection.
+    pub fn unregister(&self, id: u64) {
+        self.map.lock().remove(&id);
+    }
+    /// Changes a connection's entry (no-op for an unknown id).
+    pub fn update(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {
+        if let Some(c) = self.map.lock().get_mut(&id) {
+            f(c);
+        }
+    }
+    /// A copy of one entry.
+    pub fn get(&self, id: u64) -> Option<ClientInfo> {
+        self.map.lock().get(&id).cloned()
+    }
+    /// A copy of every entry, sorted by id (taken under the lock, formatted after it).
+    pub fn snapshot(&self) -> Vec<(u64, ClientInfo)> {
+        let mut v: Vec<(u64, ClientInfo)> = self
+            .map
+            .lock()
+            .iter()
+            .map(|(&id, c)| (id, c.clone()))
+            .collect();
+        v.sort_unstable_by_key(|(id, _)| *id);
+        v
+    }
+}
+
+/// Removes the connection from the registry when dropped (every way out of
+/// `Connection::run`).
+pub struct ClientGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl ClientGuard {
+    /// Registers `id` and returns the guard that unregisters it.
+    pub fn new(shared: Arc<Shared>, id: u64, info: ClientInfo) -> ClientGuard {
+        shared.clients.register(id, info);
+        ClientGuard { shared, id }
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.shared.clients.unregister(self.id);
+    }
 }
 
 impl Shared {
@@ -47,9 +129,34 @@ impl Shared {
     /// # Errors
     /// When the store refuses the configuration (shard count, databases).
     pub fn new(config: Config, port: u16) -> anyhow::Result<Shared> {
+        let (maxmemory, source) = config.effective_maxmemory();
+        let policy: EvictionPolicy = config
+            .maxmemory_policy
+            .parse()
+            .map_err(|_| anyhow::anyhow!("unknown maxmemory-policy {}", config.maxmemory_policy))?;
+        match source {
+            MaxmemorySource::Option => tracing::info!(maxmemory, "maxmemory set by option"),
+            MaxmemorySource::Cgroup { limit, version } => tracing::info!(
+                maxmemory,
+                cgroup_limit = limit,
+                cgroup = ?version,
+                share_percent = shardcache_config::cgroup::DEFAULT_SHARE_PERCENT,
+                "maxmemory defaults to a share of the container's memory limit"
+            ),
+            MaxmemorySource::Unlimited => {
+                tracing::info!(
+                    maxmemory,
+                    "no maxmemory and no cgroup memory limit: unlimited"
+                )
+            }
+        }
         let store = Store::new(StoreConfig {
             shards: config.shards,
             databases: config.databases,
+            instrument: config.lock_stats,
+            maxmemory,
+            policy,
+            samples: config.maxmemory_samples,
             ..StoreConfig::default()
         })?;
         let limits = Limits {
@@ -70,6 +177,7 @@ impl Shared {
             command_stats: CommandStats::new(),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
+            clients: ClientRegistry::default(),
         })
     }
 

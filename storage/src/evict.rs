@@ -126,6 +126,7 @@ impl Store {
         pool: &mut EvictionPool,
         rng: &mut impl Rng,
         now: u64,
+        thorough: bool,
     ) -> usize {
         let samples = if matches!(
             policy,
@@ -167,6 +168,15 @@ impl Store {
                     offer(e, db);
                 }
             }
+            if thorough {
+                // Random probes may all hit stale items; look at every item instead.
+                for i in 0..items.len() {
+                    if let Some((e, db)) = lookup(i) {
+                        offer(e, db);
+                    }
+                }
+                return offered.get();
+            }
             let mut got = 0;
             for _ in 0..samples * 4 {
                 if got >= samples {
@@ -194,12 +204,15 @@ impl Store {
     fn evict(&self, c: &Candidate, volatile: bool, now: u64) -> bool {
         let shard = &self.shards[c.shard];
         let mut g = shard.lock.write();
-        let removed = ShardMut {
+        let mut sm = ShardMut {
             store: self,
             shard,
             data: &mut g,
+        };
+        let removed = sm.remove_if(c.db, c.hash, &c.key, |e| !volatile || e.expires_at_ms != 0);
+        if removed.is_some() && volatile {
+            sm.pop_stale_expiry_top();
         }
-        .remove_if(c.db, c.hash, &c.key, |e| !volatile || e.expires_at_ms != 0);
         drop(g);
         match removed {
             Some(e) if e.expired_at(now) => {
@@ -243,11 +256,21 @@ impl Store {
             ) {
                 pool.clear();
             }
-            self.sample_shard(rng.random_range(0..n), policy, &mut pool, &mut rng, now);
+            self.sample_shard(
+                rng.random_range(0..n),
+                policy,
+                &mut pool,
+                &mut rng,
+                now,
+                false,
+            );
             if pool.cands.is_empty() {
                 // Sweep every shard before concluding nothing is evictable.
                 for idx in 0..n {
-                    self.sample_shard(idx, policy, &mut pool, &mut rng, now);
+                    self.sample_shard(idx, policy, &mut pool, &mut rng, now, true);
+                    if !pool.cands.is_empty() {
+                        break;
+                    }
                 }
             }
             let Some(c) = pool.pop_best() else {

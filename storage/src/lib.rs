@@ -27,6 +27,8 @@
 //! * Multi-key operations lock shards in ascending index order.
 //! * Every mutation goes through one place that keeps memory, TTL and key counts exact.
 
+#![warn(missing_docs)]
+
 mod clock;
 mod entry;
 mod error;

@@ -27,7 +27,7 @@
 
 use crate::entry::Entry;
 
-/// Bytes of one SwissTable slot holding an [`Entry`]: the entry plus one control byte.
+/// Bytes of one SwissTable slot holding an entry (88 bytes on 64-bit) plus one control byte.
 pub const SLOT_BYTES: u64 = std::mem::size_of::<Entry>() as u64 + 1;
 
 /// Charge for one `Bytes` shared header: a 24-byte struct in a 32-byte malloc chunk.

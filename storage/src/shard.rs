@@ -225,7 +225,7 @@ impl ShardMut<'_> {
                 .find(it.hash, |e| e.key == it.key)
                 .is_some_and(|e| e.expires_at_ms == it.at)
         });
-        items.sort_unstable_by(|a, b| (a.db, a.hash, a.at).cmp(&(b.db, b.hash, b.at)));
+        items.sort_unstable_by_key(|a| (a.db, a.hash, a.at));
         items.dedup_by(|a, b| a.db == b.db && a.hash == b.hash && a.at == b.at && a.key == b.key);
         *expiry = BinaryHeap::from(items);
         let next = expiry.peek().map_or(u64::MAX, |it| it.at);
@@ -403,6 +403,23 @@ impl ShardMut<'_> {
                 .fetch_add(expired as u64, Relaxed);
         }
         (expired, next <= now)
+    }
+
+    /// Pops stale items off the top of the expiry index, so its top is the shard's true
+    /// soonest expiry (used by `volatile-ttl`).
+    pub(crate) fn pop_stale_expiry_top(&mut self) {
+        let ShardData { tables, expiry, .. } = &mut *self.data;
+        while let Some(it) = expiry.peek() {
+            let valid = tables[it.db as usize]
+                .find(it.hash, |e| e.key == it.key)
+                .is_some_and(|e| e.expires_at_ms == it.at);
+            if valid {
+                break;
+            }
+            expiry.pop();
+        }
+        let next = self.data.expiry.peek().map_or(u64::MAX, |it| it.at);
+        self.set_next_expiry(next);
     }
 
     /// Empties database `db` in this shard, returning the old table (to drop elsewhere).

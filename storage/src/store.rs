@@ -506,6 +506,7 @@ impl Store {
     /// # Panics
     /// If `db >= self.databases()`.
     pub fn keys(&self, db: usize, pattern: &[u8]) -> Vec<Bytes> {
+        let all = pattern == b"*";
         if is_literal(pattern) {
             return self
                 .peek(db, pattern, |e| e.map(|e| e.key.clone()))
@@ -520,7 +521,7 @@ impl Store {
                 if e.expires_at_ms != 0 && e.expired_at(*now.get_or_insert_with(|| self.now_ms())) {
                     continue;
                 }
-                if glob_match(pattern, &e.key) {
+                if all || glob_match(pattern, &e.key) {
                     out.push(e.key.clone());
                 }
             }
@@ -557,6 +558,8 @@ impl Store {
             return (0, out);
         }
         let count = count.max(1);
+        // Like Redis, a lone "*" is no filter (it would not match the empty key).
+        let pattern = pattern.filter(|p| *p != b"*");
         let mut examined = 0usize;
         let mut now = None;
         loop {
@@ -618,12 +621,14 @@ impl Store {
             if table.is_empty() {
                 continue;
             }
-            let mut found = None;
+            let mut live = Vec::new();
             crate::evict::sample_table(table, 4, &mut rng, |e| {
-                if found.is_none() && self.live(e) {
-                    found = Some(e.key.clone());
+                if self.live(e) {
+                    live.push(e);
                 }
             });
+            let mut found =
+                (!live.is_empty()).then(|| live[rng.random_range(0..live.len())].key.clone());
             if found.is_none() {
                 found = table.iter().find(|e| self.live(e)).map(|e| e.key.clone());
             }
@@ -886,7 +891,7 @@ impl Store {
             total += t.samples;
             all.extend(t.counters.iter().map(|c| (i, c.key.clone(), c.count)));
         }
-        all.sort_unstable_by(|a, b| b.2.cmp(&a.2));
+        all.sort_unstable_by_key(|a| std::cmp::Reverse(a.2));
         all.truncate(count);
         all.into_iter()
             .map(|(shard, key, n)| HotKey {

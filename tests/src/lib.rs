@@ -92,14 +92,10 @@ impl Server {
 
     /// Starts the server; `Err` with its output when it exits or does not become ready.
     pub fn try_start(extra: &[&str]) -> Result<Server, String> {
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            "0".into(),
-            "--metrics-addr".into(),
-            String::new(),
-            "--log-level".into(),
-            "info".into(),
-        ];
+        let mut args: Vec<String> = vec!["--port".into(), "0".into(), "--log-level".into(), "info".into()];
+        if !extra.contains(&"--metrics-addr") {
+            args.extend(["--metrics-addr".into(), String::new()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut child = Command::new(shardcache_bin())
             .args(&args)

@@ -12,13 +12,13 @@ use super::sweep::SweepRow;
 /// # Errors
 /// When a file cannot be written.
 pub fn plot_all(rows: &[SweepRow], dir: &Path) -> anyhow::Result<()> {
-    plot(
-        rows,
-        &dir.join("throughput.svg"),
-        "throughput (ops/s)",
-        |r| r.report.ops_per_sec,
-    )?;
-    plot(rows, &dir.join("p99.svg"), "p99 latency (us)", |r| {
+    let (tput, p99) = (dir.join("throughput.svg"), dir.join("p99.svg"));
+    let lower_right = SeriesLabelPosition::LowerRight;
+    plot(rows, &tput, "throughput (ops/s)", lower_right, |r| {
+        r.report.ops_per_sec
+    })?;
+    let upper_left = SeriesLabelPosition::UpperLeft;
+    plot(rows, &p99, "p99 latency (us)", upper_left, |r| {
         r.report.latency_us.p99
     })?;
     Ok(())
@@ -29,6 +29,7 @@ fn plot(
     rows: &[SweepRow],
     path: &Path,
     metric: &str,
+    legend_at: SeriesLabelPosition,
     value: impl Fn(&SweepRow) -> f64,
 ) -> anyhow::Result<()> {
     let mut workloads: Vec<(f64, String)> = Vec::new();
@@ -103,7 +104,7 @@ fn plot(
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            // Redis has no shards: a thin flat line at its value for reference.
+            // Redis has no shards: a thin flat line, same colour, at its value for reference.
             if let Some(redis) = mine
                 .iter()
                 .find(|r| r.server == "redis" && r.connections == c)
@@ -112,12 +113,12 @@ fn plot(
                 chart
                     .draw_series(LineSeries::new(
                         vec![(-0.2, v), (x_max + 0.2, v)],
-                        color.mix(0.5).stroke_width(1),
+                        color.mix(0.8).stroke_width(1),
                     ))
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                     .label(format!("redis, {c} conns"))
                     .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], color.mix(0.5).stroke_width(1))
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.mix(0.8).stroke_width(1))
                     });
             }
         }
@@ -125,7 +126,7 @@ fn plot(
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(legend_at.clone())
             .draw()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

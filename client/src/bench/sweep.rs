@@ -68,6 +68,10 @@ pub struct SweepConfig {
     /// Also run the grid against `redis-server` and add a ratio column.
     #[arg(long)]
     pub compare_redis: bool,
+    /// Extra argument for the shardcache server (repeatable), e.g.
+    /// `--server-arg=--maxmemory --server-arg=1gb`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    pub server_args: Vec<String>,
     /// The redis-server binary for --compare-redis.
     #[arg(long, default_value = "redis-server")]
     pub redis_bin: PathBuf,
@@ -209,7 +213,7 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
 
     for &shards in &cfg.shards {
         let port = free_port()?;
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "--port".into(),
             port.to_string(),
             "--shards".into(),
@@ -217,6 +221,7 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
             "--metrics-addr".into(),
             String::new(),
         ];
+        args.extend(cfg.server_args.iter().cloned());
         let log = cfg.out.join(format!("server-shards-{shards}.log"));
         let mut server = Server::start(&cfg.server_bin, &args, port, &log).await?;
         let res = run_points(

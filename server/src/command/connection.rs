@@ -46,6 +46,7 @@ pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg("ERR DB index is out of range"));
     };
     ctx.client.db = db;
+    ctx.shared.clients.update(ctx.client.id, |c| c.db = db);
     ctx.ok()
 }
 
@@ -85,6 +86,14 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.client.name = Some(String::from_utf8_lossy(&name).into_owned());
     }
     ctx.client.version = version;
+    let (name, resp) = (
+        ctx.client.name.clone(),
+        if version == Version::Resp3 { 3 } else { 2 },
+    );
+    ctx.shared.clients.update(ctx.client.id, |c| {
+        c.name = name;
+        c.resp = resp;
+    });
     let out = &mut *ctx.out;
     reply::map_len(out, 7, version);
     reply::bulk(out, b"server");

@@ -6,10 +6,13 @@
 //! straight into the connection's output buffer, or return a [`CmdError`] whose text is Redis's.
 //! The table also feeds `COMMAND`, `COMMAND COUNT` and `COMMAND DOCS`.
 
+mod admin;
 mod connection;
 mod keys;
+mod observe;
 mod server;
 mod strings;
+pub mod unsupported;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -21,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use shardcache_protocol::{reply, Request, Version};
 
 use crate::connection::ClientState;
+use crate::latency::LatencyHistogram;
 use crate::state::Shared;
 
 /// The Redis version shardcache reports (`INFO`'s `redis_version`, `HELLO`'s `version`).
@@ -158,6 +162,28 @@ macro_rules! cmd {
 /// Every command shardcache knows, sorted by name.
 pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
+        "append",
+        3,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Append a value to a key",
+        strings::append
+    ),
+    cmd!(
+        "client",
+        -2,
+        ["admin", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+        "connection",
+        "A container for client connection commands",
+        admin::client
+    ),
+    cmd!(
         "command",
         -1,
         ["loading", "stale"],
@@ -189,6 +215,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Return the number of keys in the selected database",
         server::dbsize
+    ),
+    cmd!(
+        "decr",
+        2,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Decrement the integer value of a key by one",
+        strings::decr
+    ),
+    cmd!(
+        "decrby",
+        3,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Decrement the integer value of a key by the given number",
+        strings::decrby
     ),
     cmd!(
         "del",
@@ -224,6 +272,39 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::exists
     ),
     cmd!(
+        "expire",
+        -3,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Set a key's time to live in seconds",
+        keys::expire
+    ),
+    cmd!(
+        "expireat",
+        -3,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Set the expiration for a key as a UNIX timestamp",
+        keys::expireat
+    ),
+    cmd!(
+        "expiretime",
+        2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Get the expiration Unix timestamp for a key",
+        keys::expiretime
+    ),
+    cmd!(
         "flushall",
         -1,
         ["write"],
@@ -257,6 +338,50 @@ pub static COMMANDS: &[CommandSpec] = &[
         strings::get
     ),
     cmd!(
+        "getdel",
+        2,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Get the value of a key and delete the key",
+        strings::getdel
+    ),
+    cmd!(
+        "getex",
+        -2,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Get the value of a key and optionally set its expiration",
+        strings::getex
+    ),
+    cmd!(
+        "getrange",
+        4,
+        ["readonly"],
+        1,
+        1,
+        1,
+        "string",
+        "Get a substring of the string stored at a key",
+        strings::getrange
+    ),
+    cmd!(
+        "getset",
+        3,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Set the string value of a key and return its old value",
+        strings::getset
+    ),
+    cmd!(
         "hello",
         -1,
         ["noscript", "loading", "stale", "fast", "no_auth"],
@@ -266,6 +391,50 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "Handshake with the server",
         connection::hello
+    ),
+    cmd!(
+        "hotkeys",
+        -1,
+        ["readonly", "random"],
+        0,
+        0,
+        0,
+        "server",
+        "List the most accessed keys (sampled), with their shard and estimated share",
+        observe::hotkeys
+    ),
+    cmd!(
+        "incr",
+        2,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Increment the integer value of a key by one",
+        strings::incr
+    ),
+    cmd!(
+        "incrby",
+        3,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Increment the integer value of a key by the given amount",
+        strings::incrby
+    ),
+    cmd!(
+        "incrbyfloat",
+        3,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Increment the float value of a key by the given amount",
+        strings::incrbyfloat
     ),
     cmd!(
         "info",
@@ -279,6 +448,94 @@ pub static COMMANDS: &[CommandSpec] = &[
         server::info
     ),
     cmd!(
+        "keys",
+        2,
+        ["readonly"],
+        0,
+        0,
+        0,
+        "generic",
+        "Find all keys matching the given pattern",
+        keys::keys
+    ),
+    cmd!(
+        "mget",
+        -2,
+        ["readonly", "fast"],
+        1,
+        -1,
+        1,
+        "string",
+        "Get the values of all the given keys",
+        strings::mget
+    ),
+    cmd!(
+        "mset",
+        -3,
+        ["write", "denyoom"],
+        1,
+        -1,
+        2,
+        "string",
+        "Set multiple keys to multiple values",
+        strings::mset
+    ),
+    cmd!(
+        "msetnx",
+        -3,
+        ["write", "denyoom"],
+        1,
+        -1,
+        2,
+        "string",
+        "Set multiple keys to multiple values, only if none of the keys exist",
+        strings::msetnx
+    ),
+    cmd!(
+        "persist",
+        2,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Remove the expiration from a key",
+        keys::persist
+    ),
+    cmd!(
+        "pexpire",
+        -3,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Set a key's time to live in milliseconds",
+        keys::pexpire
+    ),
+    cmd!(
+        "pexpireat",
+        -3,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+        keys::pexpireat
+    ),
+    cmd!(
+        "pexpiretime",
+        2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Get the expiration Unix timestamp for a key in milliseconds",
+        keys::pexpiretime
+    ),
+    cmd!(
         "ping",
         -1,
         ["fast"],
@@ -290,6 +547,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         connection::ping
     ),
     cmd!(
+        "psetex",
+        4,
+        ["write", "denyoom"],
+        1,
+        1,
+        1,
+        "string",
+        "Set the value and expiration in milliseconds of a key",
+        strings::psetex
+    ),
+    cmd!(
+        "pttl",
+        2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Get the time to live for a key in milliseconds",
+        keys::pttl
+    ),
+    cmd!(
         "quit",
         -1,
         ["fast", "no_auth"],
@@ -299,6 +578,50 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "Close the connection",
         connection::quit
+    ),
+    cmd!(
+        "randomkey",
+        1,
+        ["readonly"],
+        0,
+        0,
+        0,
+        "generic",
+        "Return a random key from the keyspace",
+        keys::randomkey
+    ),
+    cmd!(
+        "rename",
+        3,
+        ["write"],
+        1,
+        2,
+        1,
+        "generic",
+        "Rename a key",
+        keys::rename
+    ),
+    cmd!(
+        "renamenx",
+        3,
+        ["write", "fast"],
+        1,
+        2,
+        1,
+        "generic",
+        "Rename a key, only if the new key does not exist",
+        keys::renamenx
+    ),
+    cmd!(
+        "scan",
+        -2,
+        ["readonly"],
+        0,
+        0,
+        0,
+        "generic",
+        "Incrementally iterate the keys space",
+        keys::scan
     ),
     cmd!(
         "select",
@@ -322,27 +645,144 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Set the string value of a key",
         strings::set
     ),
+    cmd!(
+        "setex",
+        4,
+        ["write", "denyoom"],
+        1,
+        1,
+        1,
+        "string",
+        "Set the value and expiration of a key",
+        strings::setex
+    ),
+    cmd!(
+        "setnx",
+        3,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Set the value of a key, only if the key does not exist",
+        strings::setnx
+    ),
+    cmd!(
+        "setrange",
+        4,
+        ["write", "denyoom"],
+        1,
+        1,
+        1,
+        "string",
+        "Overwrite part of a string at key starting at the specified offset",
+        strings::setrange
+    ),
+    cmd!(
+        "strlen",
+        2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "string",
+        "Get the length of the value stored in a key",
+        strings::strlen
+    ),
+    cmd!(
+        "time",
+        1,
+        ["loading", "stale", "fast"],
+        0,
+        0,
+        0,
+        "server",
+        "Return the current server time",
+        admin::time
+    ),
+    cmd!(
+        "touch",
+        -2,
+        ["readonly", "fast"],
+        1,
+        -1,
+        1,
+        "generic",
+        "Alters the last access time of a key(s). Returns the number of existing keys specified.",
+        keys::touch
+    ),
+    cmd!(
+        "ttl",
+        2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Get the time to live for a key in seconds",
+        keys::ttl
+    ),
+    cmd!(
+        "type",
+        2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Determine the type stored at key",
+        keys::type_
+    ),
+    cmd!(
+        "unlink",
+        -2,
+        ["write", "fast"],
+        1,
+        -1,
+        1,
+        "generic",
+        "Delete a key asynchronously in another thread",
+        keys::unlink
+    ),
 ];
 
-fn table() -> &'static HashMap<&'static [u8], usize, ahash::RandomState> {
-    static TABLE: OnceLock<HashMap<&'static [u8], usize, ahash::RandomState>> = OnceLock::new();
+/// What dispatch needs to know about a command, precomputed once so the hot path compares no
+/// flag strings.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    index: usize,
+    denyoom: bool,
+}
+
+fn table() -> &'static HashMap<&'static [u8], Entry, ahash::RandomState> {
+    static TABLE: OnceLock<HashMap<&'static [u8], Entry, ahash::RandomState>> = OnceLock::new();
     TABLE.get_or_init(|| {
         COMMANDS
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.name.as_bytes(), i))
+            .map(|(index, c)| {
+                let entry = Entry {
+                    index,
+                    denyoom: c.has_flag("denyoom"),
+                };
+                (c.name.as_bytes(), entry)
+            })
             .collect()
     })
 }
 
-/// Finds a command by name, case-insensitively, without allocating.
-pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+fn lookup_entry(name: &[u8]) -> Option<Entry> {
     let mut buf = [0u8; 32];
     let lower = buf.get_mut(..name.len())?;
     for (d, s) in lower.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
     }
-    table().get(&*lower).map(|&i| (i, &COMMANDS[i]))
+    table().get(&*lower).copied()
+}
+
+/// Finds a command by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+    lookup_entry(name).map(|e| (e.index, &COMMANDS[e.index]))
 }
 
 /// Per-command counters for `INFO commandstats` and the metrics endpoint, indexed like
@@ -357,10 +797,13 @@ pub struct CommandStats {
 pub struct CommandCounters {
     /// Executions.
     pub calls: AtomicU64,
-    /// Total execution time in microseconds.
-    pub usec: AtomicU64,
-    /// Executions that replied with an error (after the command was found).
+    /// Execution times (ns): `usec` of `INFO commandstats`, `INFO latencystats`, and the
+    /// `shardcache_command_duration_seconds` histogram.
+    pub duration: LatencyHistogram,
+    /// Executions that replied with an error.
     pub failed: AtomicU64,
+    /// Calls refused before execution (wrong arity, over maxmemory), Redis's `rejected_calls`.
+    pub rejected: AtomicU64,
 }
 
 impl CommandStats {
@@ -376,6 +819,13 @@ impl CommandStats {
     /// Counters of the command at `index` in [`COMMANDS`].
     pub fn get(&self, index: usize) -> Option<&CommandCounters> {
         self.entries.get(index)
+    }
+
+    /// Total errors of the command at `index`: failed plus rejected calls.
+    pub fn errors(&self, index: usize) -> u64 {
+        self.get(index).map_or(0, |c| {
+            c.failed.load(Ordering::Relaxed) + c.rejected.load(Ordering::Relaxed)
+        })
     }
 }
 
@@ -397,18 +847,25 @@ pub fn execute(
         return Flow::Continue;
     };
     shared.commands_processed.fetch_add(1, Ordering::Relaxed);
-    let Some((index, spec)) = lookup(name) else {
+    let Some(found) = lookup_entry(name) else {
         reply::error(out, unknown_command(args).as_bytes());
         return Flow::Continue;
     };
+    let spec = &COMMANDS[found.index];
+    let counters = &shared.command_stats.entries[found.index];
     let argc = args.len() as i64;
     let arity = i64::from(spec.arity);
     if (arity > 0 && argc != arity) || argc < -arity {
+        counters.rejected.fetch_add(1, Ordering::Relaxed);
         let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
         reply::error(out, msg.as_bytes());
         return Flow::Continue;
     }
-    let counters = shared.command_stats.get(index);
+    if found.denyoom && shared.store.reclaim_memory().is_err() {
+        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        reply::error(out, CmdError::OOM.0.as_bytes());
+        return Flow::Continue;
+    }
     let start = Instant::now();
     let mut ctx = Ctx {
         shared,
@@ -416,29 +873,23 @@ pub fn execute(
         out,
         flow: Flow::Continue,
     };
-    let result = if spec.has_flag("denyoom") && shared.store.reclaim_memory().is_err() {
-        Err(CmdError::OOM)
-    } else {
-        (spec.handler)(&mut ctx, args)
-    };
+    let result = (spec.handler)(&mut ctx, args);
     let flow = ctx.flow;
     if let Err(e) = result {
         reply::error(out, e.0.as_bytes());
-        if let Some(c) = counters {
-            c.failed.fetch_add(1, Ordering::Relaxed);
-        }
+        counters.failed.fetch_add(1, Ordering::Relaxed);
     }
-    if let Some(c) = counters {
-        c.calls.fetch_add(1, Ordering::Relaxed);
-        c.usec
-            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-    }
+    counters.calls.fetch_add(1, Ordering::Relaxed);
+    counters.duration.record(start.elapsed().as_nanos() as u64);
     flow
 }
 
 /// Redis 7's text for an unknown command: the name, then up to 128 bytes of arguments, each
 /// quoted and followed by a space; CR and LF become spaces.
 fn unknown_command(args: &[Bytes]) -> String {
+    if let Some(m) = unsupported::message(&args[0]) {
+        return m;
+    }
     let name = String::from_utf8_lossy(truncate(&args[0], 128));
     let mut rest = String::new();
     for a in &args[1..] {

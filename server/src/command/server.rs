@@ -151,32 +151,154 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `CONFIG GET pattern [pattern ...]`, `CONFIG RESETSTAT`.
+/// The parameters `CONFIG SET` may change at run time.
+const SETTABLE: &[&str] = &["maxmemory", "maxmemory-policy", "maxmemory-samples"];
+
+/// Redis's `CONFIG SET` failure text for one parameter.
+fn config_set_failed(name: &str, why: &str) -> CmdError {
+    CmdError::msg(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+    ))
+}
+
+/// A validated `CONFIG SET` change, applied only once every pair is valid.
+enum Change {
+    Maxmemory(u64),
+    Policy(shardcache_storage::EvictionPolicy),
+    Samples(usize),
+}
+
+fn parse_change(name: &str, value: &[u8]) -> Result<Change, CmdError> {
+    let text = String::from_utf8_lossy(value);
+    match name {
+        "maxmemory" => {
+            let ok = !text.starts_with(|c: char| c.is_whitespace())
+                && !text.ends_with(char::is_whitespace);
+            match shardcache_config::parse_memory(&text) {
+                Ok(n) if ok => Ok(Change::Maxmemory(n)),
+                _ => Err(config_set_failed(name, "argument must be a memory value")),
+            }
+        }
+        "maxmemory-policy" => text
+            .to_ascii_lowercase()
+            .parse()
+            .map(Change::Policy)
+            .map_err(|_| {
+                config_set_failed(
+                    name,
+                    "argument(s) must be one of the following: volatile-lru, volatile-lfu, \
+                     volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, \
+                     noeviction",
+                )
+            }),
+        _ => {
+            let n = super::parse_i64_strict(value).ok_or_else(|| {
+                config_set_failed(name, "argument couldn't be parsed into an integer")
+            })?;
+            if !(1..=i64::from(i32::MAX)).contains(&n) {
+                return Err(config_set_failed(
+                    name,
+                    "argument must be between 1 and 2147483647 inclusive",
+                ));
+            }
+            Ok(Change::Samples(n as usize))
+        }
+    }
+}
+
+/// `CONFIG GET pattern [pattern ...]`, `CONFIG SET name value [name value ...]`,
+/// `CONFIG RESETSTAT`, `CONFIG REWRITE`, with Redis 7.0's replies and error texts.
 pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
-    if eq_ic(sub, "get") && args.len() >= 3 {
-        let params = config_params(ctx);
-        let matched: Vec<&(&str, String)> = params
-            .iter()
-            .filter(|(name, _)| {
-                args[2..].iter().any(|p| {
-                    shardcache_storage::glob_match(&p.to_ascii_lowercase(), name.as_bytes())
-                })
-            })
-            .collect();
-        let v = ctx.client.version;
-        reply::map_len(ctx.out, matched.len(), v);
-        for (name, value) in matched {
-            reply::bulk(ctx.out, name.as_bytes());
-            reply::bulk(ctx.out, value.as_bytes());
+    let arity = |s: &str| {
+        CmdError::msg(format!(
+            "ERR wrong number of arguments for 'config|{s}' command"
+        ))
+    };
+    if eq_ic(sub, "get") {
+        if args.len() < 3 {
+            return Err(arity("get"));
         }
-        Ok(())
-    } else if eq_ic(sub, "resetstat") && args.len() == 2 {
+        config_get(ctx, &args[2..])
+    } else if eq_ic(sub, "set") {
+        if args.len() < 4 || args.len() % 2 != 0 {
+            return Err(arity("set"));
+        }
+        let params = config_params(ctx);
+        let mut seen: Vec<&str> = Vec::new();
+        let mut changes = Vec::new();
+        for pair in args[2..].chunks(2) {
+            let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+            let Some(&known) = params.iter().map(|(n, _)| n).find(|n| **n == name) else {
+                return Err(CmdError::msg(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                    String::from_utf8_lossy(&pair[0])
+                )));
+            };
+            if seen.contains(&known) {
+                return Err(config_set_failed(known, "duplicate parameter"));
+            }
+            seen.push(known);
+            if !SETTABLE.contains(&known) {
+                return Err(config_set_failed(known, "can't set immutable config"));
+            }
+            changes.push(parse_change(known, &pair[1])?);
+        }
+        let store = &ctx.shared.store;
+        for c in changes {
+            match c {
+                Change::Maxmemory(n) => store.set_maxmemory(n),
+                Change::Policy(p) => store.set_policy(p),
+                Change::Samples(n) => store.set_samples(n),
+            }
+        }
         ctx.ok()
+    } else if eq_ic(sub, "resetstat") {
+        if args.len() != 2 {
+            return Err(arity("resetstat"));
+        }
+        ctx.ok()
+    } else if eq_ic(sub, "rewrite") {
+        if args.len() != 2 {
+            return Err(arity("rewrite"));
+        }
+        Err(CmdError::msg(
+            "ERR The server is running without a config file",
+        ))
     } else {
         Err(CmdError::msg(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
             String::from_utf8_lossy(sub)
         )))
     }
+}
+
+/// `CONFIG GET`: each parameter once, whichever patterns match it; a pattern without glob
+/// characters names its parameter as typed, as Redis does.
+fn config_get(ctx: &mut Ctx<'_>, patterns: &[Bytes]) -> CmdResult {
+    let params = config_params(ctx);
+    let mut matched: Vec<(String, &str)> = Vec::new();
+    for p in patterns {
+        let lower = p.to_ascii_lowercase();
+        let literal = !lower
+            .iter()
+            .any(|c| matches!(c, b'*' | b'?' | b'[' | b'\\'));
+        for (name, value) in &params {
+            if matched.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            if literal && lower == name.as_bytes() {
+                matched.push((String::from_utf8_lossy(p).into_owned(), value));
+            } else if !literal && shardcache_storage::glob_match(&lower, name.as_bytes()) {
+                matched.push((name.to_string(), value));
+            }
+        }
+    }
+    let v = ctx.client.version;
+    reply::map_len(ctx.out, matched.len(), v);
+    for (name, value) in matched {
+        reply::bulk(ctx.out, name.as_bytes());
+        reply::bulk(ctx.out, value.as_bytes());
+    }
+    Ok(())
 }

@@ -4,10 +4,17 @@
 //! one allocation a write makes), and replies are encoded *after* it is released: a lock is
 //! held only for the table operation itself.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use shardcache_protocol::reply;
 use shardcache_storage::Expiry;
 
-use super::{eq_ic, parse_i64, CmdError, CmdResult, Ctx};
+use super::keys::key_slices;
+use super::{eq_ic, parse_i64, parse_i64_strict, CmdError, CmdResult, Ctx};
+
+/// Redis's reply when a string would grow past `proto-max-bulk-len`.
+const TOO_BIG: CmdError = CmdError(std::borrow::Cow::Borrowed(
+    "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+));
 
 /// `GET key`.
 pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -155,6 +162,398 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
 }
 
+/// `SETNX key value`: 1 if the key was set, 0 if it existed.
+pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let value = Bytes::copy_from_slice(&args[2]);
+    let set = ctx.shared.store.write(ctx.client.db, &args[1], |slot| {
+        if slot.exists() {
+            false
+        } else {
+            slot.set(value, Expiry::Persist);
+            true
+        }
+    });
+    ctx.int(i64::from(set))
+}
+
+/// `SETEX key seconds value`.
+pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    set_with_ttl(ctx, args, ExpireUnit::Seconds, "setex")
+}
+
+/// `PSETEX key milliseconds value`.
+pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    set_with_ttl(ctx, args, ExpireUnit::Millis, "psetex")
+}
+
+fn set_with_ttl(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireUnit, name: &str) -> CmdResult {
+    let store = &ctx.shared.store;
+    let at = expire_deadline(store.now_ms(), unit, &args[2], name)?;
+    let value = Bytes::copy_from_slice(&args[3]);
+    store.write(ctx.client.db, &args[1], |slot| {
+        slot.set(value, Expiry::At(at));
+    });
+    ctx.ok()
+}
+
+/// `GETSET key value`: sets, removing any TTL, and returns the old value.
+pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let value = Bytes::copy_from_slice(&args[2]);
+    let old = ctx.shared.store.write(ctx.client.db, &args[1], |slot| {
+        let old = slot.get().cloned();
+        slot.set(value, Expiry::Persist);
+        old
+    });
+    ctx.opt_bulk(old.as_deref())
+}
+
+/// `GETDEL key`.
+pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let old = ctx
+        .shared
+        .store
+        .write(ctx.client.db, &args[1], |slot| slot.remove());
+    ctx.opt_bulk(old.as_deref())
+}
+
+/// What `GETEX` does to the TTL.
+#[derive(Debug, PartialEq, Eq)]
+enum GetexAction {
+    /// Leave it.
+    Keep,
+    /// Remove it (`PERSIST`).
+    Persist,
+    /// Set it from an argument.
+    Expire(ExpireUnit, Bytes),
+}
+
+/// Parses `GETEX`'s options as Redis 7.0's `parseExtendedStringArgumentsOrReply` with
+/// `COMMAND_GET`: one kind of expiry (repeatable), or `PERSIST`, never both.
+fn parse_getex(args: &[Bytes]) -> Result<GetexAction, CmdError> {
+    let mut action = GetexAction::Keep;
+    let mut j = 2;
+    while j < args.len() {
+        let opt = &args[j];
+        let next = args.get(j + 1);
+        if eq_ic(opt, "persist") && !matches!(action, GetexAction::Expire(..)) {
+            action = GetexAction::Persist;
+        } else if let (Some(unit), Some(next)) = (expire_unit(opt), next) {
+            match &action {
+                GetexAction::Persist => return Err(CmdError::SYNTAX),
+                GetexAction::Expire(u, _) if *u != unit => return Err(CmdError::SYNTAX),
+                _ => {}
+            }
+            action = GetexAction::Expire(unit, next.clone());
+            j += 1;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+        j += 1;
+    }
+    Ok(action)
+}
+
+/// `GETEX key [EX s|PX ms|EXAT ts|PXAT ms-ts|PERSIST]`.
+pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let action = parse_getex(args)?;
+    let store = &ctx.shared.store;
+    let db = ctx.client.db;
+    // Redis answers nil for a missing key before it looks at the expire value.
+    let deadline = match &action {
+        GetexAction::Expire(unit, arg) => {
+            Some(expire_deadline(store.now_ms(), *unit, arg, "getex"))
+        }
+        _ => None,
+    };
+    let result = store.write(db, &args[1], |slot| {
+        let value = slot.get().cloned()?;
+        match (&action, &deadline) {
+            (_, Some(Err(e))) => return Some(Err(e.clone())),
+            (_, Some(Ok(at))) => {
+                slot.set_expiry(Some(*at));
+            }
+            (GetexAction::Persist, None) => {
+                slot.set_expiry(None);
+            }
+            _ => {}
+        }
+        Some(Ok(value))
+    });
+    match result {
+        None => ctx.null(),
+        Some(Ok(v)) => ctx.bulk(&v),
+        Some(Err(e)) => Err(e),
+    }
+}
+
+/// `MGET key [key ...]`: one consistent snapshot across shards.
+pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let keys = key_slices(&args[1..]);
+    let values: Vec<Option<Bytes>> = ctx.shared.store.read_many(ctx.client.db, &keys, |r| {
+        (0..r.len())
+            .map(|i| r.get(i).map(|e| e.value.clone()))
+            .collect()
+    });
+    reply::array_len(ctx.out, values.len());
+    for v in &values {
+        ctx.opt_bulk(v.as_deref())?;
+    }
+    Ok(())
+}
+
+/// The keys and copied values of `MSET`/`MSETNX`, checking Redis's pairing rule.
+fn pairs(args: &[Bytes], name: &str) -> Result<Vec<Bytes>, CmdError> {
+    if args.len() % 2 == 0 {
+        return Err(CmdError::msg(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        )));
+    }
+    Ok(args[2..]
+        .iter()
+        .step_by(2)
+        .map(|v| Bytes::copy_from_slice(v))
+        .collect())
+}
+
+/// `MSET key value [key value ...]`: atomic across shards.
+pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let values = pairs(args, "mset")?;
+    let keys: smallvec::SmallVec<[&[u8]; 8]> =
+        args[1..].iter().step_by(2).map(|k| &k[..]).collect();
+    ctx.shared.store.write_many(ctx.client.db, &keys, |slots| {
+        for (i, v) in values.into_iter().enumerate() {
+            slots.slot(i).set(v, Expiry::Persist);
+        }
+    });
+    ctx.ok()
+}
+
+/// `MSETNX key value [key value ...]`: sets all or none (if any key exists), atomically.
+pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let values = pairs(args, "msetnx")?;
+    let keys: smallvec::SmallVec<[&[u8]; 8]> =
+        args[1..].iter().step_by(2).map(|k| &k[..]).collect();
+    let set = ctx.shared.store.write_many(ctx.client.db, &keys, |slots| {
+        if (0..slots.len()).any(|i| slots.slot(i).exists()) {
+            return false;
+        }
+        for (i, v) in values.into_iter().enumerate() {
+            slots.slot(i).set(v, Expiry::Persist);
+        }
+        true
+    });
+    ctx.int(i64::from(set))
+}
+
+/// `APPEND key value`: the new length. Keeps the TTL.
+pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let max = ctx.shared.config.proto_max_bulk_len.bytes();
+    let add = &args[2];
+    let r = ctx.shared.store.write(ctx.client.db, &args[1], |slot| {
+        let old_len = slot.get().map_or(0, |v| v.len());
+        if (old_len as u64).saturating_add(add.len() as u64) > max {
+            return Err(TOO_BIG);
+        }
+        let value = match slot.get() {
+            None => Bytes::copy_from_slice(add),
+            Some(_) if add.is_empty() => return Ok(old_len),
+            Some(old) => {
+                let mut b = BytesMut::with_capacity(old.len() + add.len());
+                b.extend_from_slice(old);
+                b.extend_from_slice(add);
+                b.freeze()
+            }
+        };
+        let n = value.len();
+        slot.set(value, Expiry::Keep);
+        Ok(n)
+    })?;
+    ctx.int(r as i64)
+}
+
+/// `STRLEN key`.
+pub fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let n = ctx
+        .shared
+        .store
+        .read(ctx.client.db, &args[1], |e| e.map_or(0, |e| e.value.len()));
+    ctx.int(n as i64)
+}
+
+/// `INCR key`.
+pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], 1)
+}
+
+/// `DECR key`.
+pub fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], -1)
+}
+
+/// `INCRBY key increment`.
+pub fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let by = parse_i64(&args[2])?;
+    incr_by(ctx, &args[1], by)
+}
+
+/// `DECRBY key decrement`.
+pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let by = parse_i64(&args[2])?;
+    let by = by
+        .checked_neg()
+        .ok_or_else(|| CmdError::msg("ERR decrement would overflow"))?;
+    incr_by(ctx, &args[1], by)
+}
+
+/// The shared body of INCR/DECR/INCRBY/DECRBY: Redis's checks and texts; keeps the TTL.
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
+    let r = ctx.shared.store.write(ctx.client.db, key, |slot| {
+        let old = match slot.get() {
+            None => 0,
+            Some(v) => parse_i64_strict(v).ok_or(CmdError::NOT_INTEGER)?,
+        };
+        let new = old
+            .checked_add(by)
+            .ok_or_else(|| CmdError::msg("ERR increment or decrement would overflow"))?;
+        slot.set(Bytes::from(new.to_string()), Expiry::Keep);
+        Ok(new)
+    })?;
+    ctx.int(r)
+}
+
+extern "C" {
+    /// See `ldfloat.c`: `cur + incr` in `long double`, formatted as Redis does.
+    fn sc_incrbyfloat(
+        cur: *const std::ffi::c_char,
+        curlen: usize,
+        incr: *const std::ffi::c_char,
+        incrlen: usize,
+        out: *mut std::ffi::c_char,
+        outlen: usize,
+    ) -> std::ffi::c_long;
+}
+
+/// Redis's `MAX_LONG_DOUBLE_CHARS`: the output buffer of [`incr_float`].
+const MAX_LONG_DOUBLE_CHARS: usize = 5 * 1024;
+
+/// `cur + incr` with Redis's `long double` arithmetic and formatting.
+///
+/// # Errors
+/// Redis's texts for an invalid float (current value or increment) and a NaN/inf result.
+pub fn incr_float(cur: Option<&[u8]>, incr: &[u8]) -> Result<Bytes, CmdError> {
+    let mut out = vec![0u8; MAX_LONG_DOUBLE_CHARS];
+    let (cp, cl) = match cur {
+        Some(c) => (c.as_ptr().cast(), c.len()),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: every pointer is valid for the length passed with it; the C function reads
+    // at most `curlen`/`incrlen` bytes and writes at most `outlen` bytes into `out`.
+    let n = unsafe {
+        sc_incrbyfloat(
+            cp,
+            cl,
+            incr.as_ptr().cast(),
+            incr.len(),
+            out.as_mut_ptr().cast(),
+            out.len(),
+        )
+    };
+    match n {
+        -1 | -2 => Err(CmdError::msg("ERR value is not a valid float")),
+        -3 => Err(CmdError::msg("ERR increment would produce NaN or Infinity")),
+        n => {
+            out.truncate(usize::try_from(n).unwrap_or(0).min(MAX_LONG_DOUBLE_CHARS));
+            Ok(Bytes::from(out))
+        }
+    }
+}
+
+/// `INCRBYFLOAT key increment`. Keeps the TTL.
+pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let incr = &args[2];
+    let v = ctx.shared.store.write(ctx.client.db, &args[1], |slot| {
+        let new = incr_float(slot.get().map(|v| &v[..]), incr)?;
+        slot.set(new.clone(), Expiry::Keep);
+        Ok::<_, CmdError>(new)
+    })?;
+    ctx.bulk(&v)
+}
+
+/// `GETRANGE key start end`, with Redis's index clamping.
+pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let start = parse_i64(&args[2])?;
+    let end = parse_i64(&args[3])?;
+    let value = ctx
+        .shared
+        .store
+        .read(ctx.client.db, &args[1], |e| e.map(|e| e.value.clone()));
+    let Some(v) = value else {
+        return ctx.bulk(b"");
+    };
+    match range(v.len(), start, end) {
+        Some((s, e)) => ctx.bulk(&v[s..=e]),
+        None => ctx.bulk(b""),
+    }
+}
+
+/// Redis's GETRANGE clamping: the inclusive byte range, or `None` for an empty reply.
+fn range(len: usize, mut start: i64, mut end: i64) -> Option<(usize, usize)> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let len = len as i64;
+    if start < 0 {
+        start = len.saturating_add(start);
+    }
+    if end < 0 {
+        end = len.saturating_add(end);
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return None;
+    }
+    Some((start as usize, end as usize))
+}
+
+/// `SETRANGE key offset value`: the new length. Keeps the TTL.
+pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let offset = parse_i64(&args[2])?;
+    if offset < 0 {
+        return Err(CmdError::msg("ERR offset is out of range"));
+    }
+    let max = ctx.shared.config.proto_max_bulk_len.bytes();
+    let patch = &args[3];
+    let offset = offset as u64;
+    let n = ctx.shared.store.write(ctx.client.db, &args[1], |slot| {
+        let old_len = slot.get().map_or(0, |v| v.len());
+        if patch.is_empty() {
+            return Ok(old_len);
+        }
+        let total = offset.checked_add(patch.len() as u64).ok_or(TOO_BIG)?;
+        if total > max {
+            return Err(TOO_BIG);
+        }
+        let total = total as usize;
+        let offset = offset as usize;
+        let mut b = BytesMut::with_capacity(total.max(old_len));
+        if let Some(old) = slot.get() {
+            b.extend_from_slice(old);
+        }
+        if b.len() < total {
+            b.resize(total, 0);
+        }
+        b[offset..total].copy_from_slice(patch);
+        let n = b.len();
+        slot.set(b.freeze(), Expiry::Keep);
+        Ok(n)
+    })?;
+    ctx.int(n as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +577,61 @@ mod tests {
         assert_eq!(opts("set k v keepttl ex 1").unwrap_err(), CmdError::SYNTAX);
         assert_eq!(opts("set k v ex 1 keepttl").unwrap_err(), CmdError::SYNTAX);
         assert_eq!(opts("set k v foo").unwrap_err(), CmdError::SYNTAX);
+    }
+
+    #[test]
+    fn getex_grammar_follows_redis() {
+        let a = |s: &str| -> Vec<Bytes> {
+            s.split(' ')
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect()
+        };
+        assert_eq!(parse_getex(&a("getex k")), Ok(GetexAction::Keep));
+        assert_eq!(
+            parse_getex(&a("getex k persist persist")),
+            Ok(GetexAction::Persist)
+        );
+        assert!(parse_getex(&a("getex k ex 1 ex 2")).is_ok());
+        assert_eq!(parse_getex(&a("getex k ex 1 px 2")), Err(CmdError::SYNTAX));
+        assert_eq!(
+            parse_getex(&a("getex k persist ex 1")),
+            Err(CmdError::SYNTAX)
+        );
+        assert_eq!(
+            parse_getex(&a("getex k ex 1 persist")),
+            Err(CmdError::SYNTAX)
+        );
+        assert_eq!(parse_getex(&a("getex k ex")), Err(CmdError::SYNTAX));
+        assert_eq!(parse_getex(&a("getex k nx")), Err(CmdError::SYNTAX));
+    }
+
+    #[test]
+    fn getrange_clamping() {
+        assert_eq!(range(5, 0, -1), Some((0, 4)));
+        assert_eq!(range(5, -3, -1), Some((2, 4)));
+        assert_eq!(range(5, -1, -3), None);
+        assert_eq!(range(5, 3, 1), None);
+        assert_eq!(range(5, 0, 100), Some((0, 4)));
+        assert_eq!(range(0, 0, -1), None);
+        assert_eq!(range(5, i64::MIN, i64::MAX), Some((0, 4)));
+    }
+
+    #[test]
+    fn incrbyfloat_matches_redis_long_double() {
+        let f = |c: Option<&str>, i: &str| incr_float(c.map(str::as_bytes), i.as_bytes());
+        assert_eq!(f(Some("0.1"), "0.2").unwrap(), Bytes::from("0.3"));
+        assert_eq!(f(Some("10.50"), "0.1").unwrap(), Bytes::from("10.6"));
+        assert_eq!(f(Some("5.0e3"), "2.0e2").unwrap(), Bytes::from("5200"));
+        assert_eq!(f(None, "-0").unwrap(), Bytes::from("0"));
+        assert_eq!(f(None, "1").unwrap(), Bytes::from("1"));
+        let not_float = CmdError::msg("ERR value is not a valid float");
+        assert_eq!(f(Some("abc"), "1"), Err(not_float.clone()));
+        assert_eq!(f(None, " 1"), Err(not_float.clone()));
+        assert_eq!(f(None, "nan"), Err(not_float));
+        assert_eq!(
+            f(None, "inf"),
+            Err(CmdError::msg("ERR increment would produce NaN or Infinity"))
+        );
     }
 
     #[test]

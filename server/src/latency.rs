@@ -1,0 +1,166 @@
+//! A lock-free latency histogram: log-linear buckets (8 per power of two, so any value is
+//! known within 12.5%), one relaxed `fetch_add` per sample, read at scrape time.
+//!
+//! It feeds both `INFO latencystats` (percentiles) and the Prometheus
+//! `shardcache_command_duration_seconds` histogram, whose fixed `le` bounds (10 µs … 1 s) are
+//! derived from these buckets when scraped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Sub-buckets per power of two (2^3 = 8).
+const SUB_BITS: u32 = 3;
+const SUB: u64 = 1 << SUB_BITS;
+/// Enough buckets for values up to 2^41 ns (about 36 minutes).
+const BUCKETS: usize = ((41 - SUB_BITS as usize) + 1) * SUB as usize;
+
+/// The Prometheus `le` bounds of command durations, in seconds: 10 µs to 1 s, 1-2.5-5 spaced.
+pub const DURATION_BOUNDS_SECONDS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0,
+];
+
+/// Concurrent histogram of nanosecond values.
+pub struct LatencyHistogram {
+    buckets: Box<[AtomicU64]>,
+    sum_ns: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn index(ns: u64) -> usize {
+    if ns < SUB {
+        return ns as usize;
+    }
+    let magnitude = 63 - ns.leading_zeros(); // >= SUB_BITS
+    let sub = (ns >> (magnitude - SUB_BITS)) & (SUB - 1);
+    let i = ((magnitude - SUB_BITS + 1) as u64 * SUB + sub) as usize;
+    i.min(BUCKETS - 1)
+}
+
+/// The largest value that falls in bucket `i` (inclusive).
+fn upper_bound(i: usize) -> u64 {
+    let i = i as u64;
+    if i < SUB {
+        return i;
+    }
+    let magnitude = i / SUB - 1 + u64::from(SUB_BITS);
+    let sub = i % SUB;
+    ((SUB + sub + 1) << (magnitude - u64::from(SUB_BITS))) - 1
+}
+
+impl LatencyHistogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        LatencyHistogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one value.
+    #[inline]
+    pub fn record(&self, ns: u64) {
+        self.buckets[index(ns)].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// A consistent-enough copy for reporting.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            counts: self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+            sum_ns: self.sum_ns.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A point-in-time copy of a [`LatencyHistogram`].
+pub struct Snapshot {
+    counts: Vec<u64>,
+    /// Sum of all recorded values, in ns.
+    pub sum_ns: u64,
+}
+
+impl Snapshot {
+    /// Number of values recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The value at quantile `q` (0..=1), as the upper bound of its bucket, in ns.
+    pub fn quantile_ns(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(upper_bound(i));
+            }
+        }
+        self.counts.len().checked_sub(1).map(upper_bound)
+    }
+
+    /// Cumulative counts at each bound of `bounds_ns` (values `<=` the bound), for
+    /// Prometheus `le` buckets. A bucket is counted under a bound when its upper edge is at or
+    /// below the bound, so counts near a bound are exact within one bucket (12.5%).
+    pub fn cumulative(&self, bounds_ns: &[u64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds_ns.len());
+        let mut acc = 0;
+        let mut i = 0;
+        for &b in bounds_ns {
+            while i < self.counts.len() && upper_bound(i) <= b {
+                acc += self.counts[i];
+                i += 1;
+            }
+            out.push(acc);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_values_within_an_eighth() {
+        for v in [0u64, 1, 7, 8, 9, 15, 16, 100, 1000, 12345, 1 << 30, (1 << 40) + 5] {
+            let i = index(v);
+            assert!(upper_bound(i) >= v, "{v} above its bucket's bound");
+            if i > 0 {
+                assert!(upper_bound(i - 1) < v, "{v} belongs to an earlier bucket");
+            }
+            if v >= 8 {
+                assert!((upper_bound(i) - v) as f64 <= v as f64 / 8.0, "{v}");
+            }
+        }
+        assert_eq!(index(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn quantiles_and_cumulative_counts() {
+        let h = LatencyHistogram::new();
+        for v in 1..=1000u64 {
+            h.record(v * 1000);
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count(), 1000);
+        let p50 = s.quantile_ns(0.5).unwrap();
+        assert!((500_000..=570_000).contains(&p50), "{p50}");
+        let p99 = s.quantile_ns(0.99).unwrap();
+        assert!((990_000..=1_120_000).contains(&p99), "{p99}");
+        let c = s.cumulative(&[10_000, 100_000, 1_000_000, 2_000_000]);
+        assert!(c.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(c[3], 1000);
+        assert!((8..=10).contains(&c[0]), "{c:?}");
+        assert_eq!(s.sum_ns, 500_500_000);
+        assert_eq!(LatencyHistogram::new().snapshot().quantile_ns(0.5), None);
+    }
+}

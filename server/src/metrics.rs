@@ -1,0 +1,529 @@
+//! The Prometheus endpoint (`GET /metrics`, text exposition format 0.0.4).
+//!
+//! Nothing here is on the command path. Every figure already lives in an atomic somewhere —
+//! the store's per-shard lock counters and wait histograms, the command table's counters and
+//! latency histograms, the server's connection counters — and is *read at scrape time*:
+//!
+//! - Server-wide counters and gauges go through `metrics` + `metrics-exporter-prometheus`:
+//!   their handles are registered once at start on a recorder owned by this server (no global
+//!   registry lookup later), set from the atomics when a scrape arrives, and rendered by the
+//!   exporter.
+//! - Histograms (lock waits per shard and mode, command durations) and per-shard series are
+//!   rendered here directly from the bucket atomics, since a Prometheus histogram cannot be
+//!   "set" through the `metrics` API without replaying samples. This also lets
+//!   `--metrics-top-shards K` bound the per-shard series to the K most contended shards.
+//!
+//! Series count: per shard, 2 modes x (2 counters + 20 wait buckets + sum + count) + 2 gauges
+//! = 50 series; so 16 shards ≈ 0.8k, 1024 shards ≈ 51k, plus about 30 per command that has
+//! been called. With `--metrics-top-shards K`, at most K shards are detailed; the
+//! `shardcache_lock_*` totals always cover every shard.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use shardcache_storage::{LockModeStats, LOCK_WAIT_BUCKETS_NS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::command::COMMANDS;
+use crate::latency::DURATION_BOUNDS_SECONDS;
+use crate::state::Shared;
+
+/// Handles of the exporter-rendered series, registered once.
+pub struct Exporter {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    commands_total: Vec<Counter>,
+    command_errors_total: Vec<Counter>,
+    connected_clients: Gauge,
+    connections_total: Counter,
+    rejected_connections_total: Counter,
+    hits: Counter,
+    misses: Counter,
+    expired: Counter,
+    evicted: Counter,
+    used_memory: Gauge,
+    maxmemory: Gauge,
+    shards: Gauge,
+    keys: Gauge,
+    net_input: Counter,
+    net_output: Counter,
+}
+
+const META: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, None);
+
+impl Exporter {
+    /// Registers every handle on a recorder owned by this server.
+    pub fn new() -> Exporter {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let r = &recorder;
+        let counter = |name: &'static str, help: &'static str, labels: Vec<Label>| {
+            r.describe_counter(KeyName::from(name), None, SharedString::from(help));
+            r.register_counter(&Key::from_parts(name, labels), &META)
+        };
+        let gauge = |name: &'static str, help: &'static str, unit: Option<Unit>| {
+            r.describe_gauge(KeyName::from(name), unit, SharedString::from(help));
+            r.register_gauge(&Key::from_name(name), &META)
+        };
+        let commands_total = COMMANDS
+            .iter()
+            .map(|c| {
+                counter(
+                    "shardcache_commands_total",
+                    "Commands executed, by command.",
+                    vec![Label::new("command", c.name)],
+                )
+            })
+            .collect();
+        let command_errors_total = COMMANDS
+            .iter()
+            .map(|c| {
+                counter(
+                    "shardcache_command_errors_total",
+                    "Commands that replied with an error, by command.",
+                    vec![Label::new("command", c.name)],
+                )
+            })
+            .collect();
+        let build = {
+            let name = "shardcache_build_info";
+            r.describe_gauge(
+                KeyName::from(name),
+                None,
+                SharedString::from("Always 1; the labels carry the version."),
+            );
+            r.register_gauge(
+                &Key::from_parts(
+                    name,
+                    vec![
+                        Label::new("version", env!("CARGO_PKG_VERSION")),
+                        Label::new("redis_version", crate::command::connection_compat_version()),
+                    ],
+                ),
+                &META,
+            )
+        };
+        build.set(1.0);
+        Exporter {
+            commands_total,
+            command_errors_total,
+            connected_clients: gauge(
+                "shardcache_connected_clients",
+                "Client connections open now.",
+                None,
+            ),
+            connections_total: counter(
+                "shardcache_connections_total",
+                "Client connections accepted since start, including refused ones.",
+                vec![],
+            ),
+            rejected_connections_total: counter(
+                "shardcache_rejected_connections_total",
+                "Connections refused because maxclients was reached.",
+                vec![],
+            ),
+            hits: counter(
+                "shardcache_keyspace_hits_total",
+                "Key lookups that found the key.",
+                vec![],
+            ),
+            misses: counter(
+                "shardcache_keyspace_misses_total",
+                "Key lookups that did not find the key.",
+                vec![],
+            ),
+            expired: counter(
+                "shardcache_expired_keys_total",
+                "Keys removed because their TTL passed.",
+                vec![],
+            ),
+            evicted: counter(
+                "shardcache_evicted_keys_total",
+                "Keys evicted to stay under maxmemory.",
+                vec![],
+            ),
+            used_memory: gauge(
+                "shardcache_used_memory_bytes",
+                "Memory used by keys, values and per-entry overhead, as accounted by the store.",
+                Some(Unit::Bytes),
+            ),
+            maxmemory: gauge(
+                "shardcache_maxmemory_bytes",
+                "The maxmemory limit (0: none).",
+                Some(Unit::Bytes),
+            ),
+            shards: gauge(
+                "shardcache_shards",
+                "Number of shards (each one RwLock over its own table).",
+                None,
+            ),
+            keys: gauge("shardcache_keys", "Keys stored, all databases.", None),
+            net_input: counter(
+                "shardcache_net_input_bytes_total",
+                "Bytes read from clients.",
+                vec![],
+            ),
+            net_output: counter(
+                "shardcache_net_output_bytes_total",
+                "Bytes written to clients.",
+                vec![],
+            ),
+            recorder,
+            handle,
+        }
+    }
+
+    /// Copies the current atomics into the registered handles and renders everything.
+    pub fn render(&self, shared: &Shared) -> String {
+        let _ = &self.recorder;
+        for (i, (calls, errors)) in self
+            .commands_total
+            .iter()
+            .zip(&self.command_errors_total)
+            .enumerate()
+        {
+            if let Some(c) = shared.command_stats.get(i) {
+                calls.absolute(c.calls.load(Ordering::Relaxed));
+                errors.absolute(shared.command_stats.errors(i));
+            }
+        }
+        let s = shared.store.stats();
+        self.connected_clients
+            .set(shared.connected_clients.load(Ordering::Relaxed) as f64);
+        self.connections_total
+            .absolute(shared.connections_total.load(Ordering::Relaxed));
+        self.rejected_connections_total
+            .absolute(shared.rejected_connections.load(Ordering::Relaxed));
+        self.hits.absolute(s.hits);
+        self.misses.absolute(s.misses);
+        self.expired.absolute(s.expired);
+        self.evicted.absolute(s.evicted);
+        self.used_memory.set(s.used_memory as f64);
+        self.maxmemory.set(shared.store.maxmemory() as f64);
+        self.shards.set(shared.store.shard_count() as f64);
+        self.keys.set(s.keys as f64);
+        self.net_input
+            .absolute(shared.net_input_bytes.load(Ordering::Relaxed));
+        self.net_output
+            .absolute(shared.net_output_bytes.load(Ordering::Relaxed));
+
+        let mut out = self.handle.render();
+        render_shards(shared, &mut out);
+        render_command_durations(shared, &mut out);
+        render_process(&mut out);
+        out
+    }
+}
+
+impl Default for Exporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const MODES: [&str; 2] = ["read", "write"];
+
+/// Per-shard series and the all-shard lock totals.
+fn render_shards(shared: &Shared, out: &mut String) {
+    let store = &shared.store;
+    let n = store.shard_count();
+    let stats: Vec<_> = (0..n).map(|i| store.shard_stats(i)).collect();
+    let mut detailed: Vec<usize> = (0..n).collect();
+    let top = shared.config.metrics_top_shards;
+    if top > 0 && top < n {
+        detailed.sort_by_key(|&i| {
+            std::cmp::Reverse(stats[i].read.contended + stats[i].write.contended)
+        });
+        detailed.truncate(top);
+        detailed.sort_unstable();
+    }
+
+    out.push_str("# HELP shardcache_shard_lock_acquisitions_total Lock acquisitions of a shard, by mode.\n# TYPE shardcache_shard_lock_acquisitions_total counter\n");
+    for &i in &detailed {
+        for (m, st) in MODES.iter().zip([&stats[i].read, &stats[i].write]) {
+            let _ = writeln!(
+                out,
+                "shardcache_shard_lock_acquisitions_total{{shard=\"{i}\",mode=\"{m}\"}} {}",
+                st.acquisitions
+            );
+        }
+    }
+    out.push_str("# HELP shardcache_shard_lock_contended_total Acquisitions that could not take the shard lock at once and had to wait.\n# TYPE shardcache_shard_lock_contended_total counter\n");
+    for &i in &detailed {
+        for (m, st) in MODES.iter().zip([&stats[i].read, &stats[i].write]) {
+            let _ = writeln!(
+                out,
+                "shardcache_shard_lock_contended_total{{shard=\"{i}\",mode=\"{m}\"}} {}",
+                st.contended
+            );
+        }
+    }
+    out.push_str("# HELP shardcache_shard_lock_wait_seconds Wait of contended shard lock acquisitions.\n# TYPE shardcache_shard_lock_wait_seconds histogram\n");
+    for &i in &detailed {
+        for (m, st) in MODES.iter().zip([&stats[i].read, &stats[i].write]) {
+            let labels = format!("shard=\"{i}\",mode=\"{m}\"");
+            write_lock_histogram(out, "shardcache_shard_lock_wait_seconds", &labels, st);
+        }
+    }
+    out.push_str("# HELP shardcache_shard_keys Keys stored in a shard (all databases).\n# TYPE shardcache_shard_keys gauge\n");
+    for &i in &detailed {
+        let _ = writeln!(out, "shardcache_shard_keys{{shard=\"{i}\"}} {}", stats[i].keys);
+    }
+    out.push_str("# HELP shardcache_shard_used_memory_bytes Memory accounted to a shard.\n# TYPE shardcache_shard_used_memory_bytes gauge\n");
+    for &i in &detailed {
+        let _ = writeln!(
+            out,
+            "shardcache_shard_used_memory_bytes{{shard=\"{i}\"}} {}",
+            stats[i].used_memory
+        );
+    }
+
+    // Totals over every shard, whatever --metrics-top-shards says.
+    let mut totals = [LockModeStats::default(), LockModeStats::default()];
+    for s in &stats {
+        totals[0].merge(&s.read);
+        totals[1].merge(&s.write);
+    }
+    out.push_str("# HELP shardcache_lock_acquisitions_total Shard lock acquisitions, all shards, by mode.\n# TYPE shardcache_lock_acquisitions_total counter\n");
+    for (m, st) in MODES.iter().zip(&totals) {
+        let _ = writeln!(out, "shardcache_lock_acquisitions_total{{mode=\"{m}\"}} {}", st.acquisitions);
+    }
+    out.push_str("# HELP shardcache_lock_contended_total Contended shard lock acquisitions, all shards, by mode.\n# TYPE shardcache_lock_contended_total counter\n");
+    for (m, st) in MODES.iter().zip(&totals) {
+        let _ = writeln!(out, "shardcache_lock_contended_total{{mode=\"{m}\"}} {}", st.contended);
+    }
+    out.push_str("# HELP shardcache_lock_wait_seconds Wait of contended shard lock acquisitions, all shards.\n# TYPE shardcache_lock_wait_seconds histogram\n");
+    for (m, st) in MODES.iter().zip(&totals) {
+        write_lock_histogram(out, "shardcache_lock_wait_seconds", &format!("mode=\"{m}\""), st);
+    }
+    // The hottest shard's share of all acquisitions: the key-free signal of a hot key.
+    let all: u64 = totals.iter().map(|t| t.acquisitions).sum();
+    let hottest = stats
+        .iter()
+        .map(|s| s.read.acquisitions + s.write.acquisitions)
+        .max()
+        .unwrap_or(0);
+    let share = if all == 0 { 0.0 } else { hottest as f64 / all as f64 };
+    let _ = write!(
+        out,
+        "# HELP shardcache_hottest_shard_share Share of all lock acquisitions taken by the busiest shard (1/shards when even).\n# TYPE shardcache_hottest_shard_share gauge\nshardcache_hottest_shard_share {share}\n"
+    );
+}
+
+fn write_lock_histogram(out: &mut String, name: &str, labels: &str, st: &LockModeStats) {
+    let mut acc = 0u64;
+    for (bound, count) in LOCK_WAIT_BUCKETS_NS.iter().zip(&st.wait_buckets) {
+        acc += count;
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"{}\"}} {acc}",
+            *bound as f64 / 1e9
+        );
+    }
+    let total: u64 = st.wait_buckets.iter().sum();
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", st.wait_ns_total as f64 / 1e9);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+}
+
+fn render_command_durations(shared: &Shared, out: &mut String) {
+    out.push_str("# HELP shardcache_command_duration_seconds Time to execute a command (excluding network and queueing), by command.\n# TYPE shardcache_command_duration_seconds histogram\n");
+    let bounds_ns: Vec<u64> = DURATION_BOUNDS_SECONDS
+        .iter()
+        .map(|s| (s * 1e9).round() as u64)
+        .collect();
+    for (i, spec) in COMMANDS.iter().enumerate() {
+        let Some(c) = shared.command_stats.get(i) else { continue };
+        if c.calls.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        let snap = c.duration.snapshot();
+        let total = snap.count();
+        for (bound, cum) in DURATION_BOUNDS_SECONDS.iter().zip(snap.cumulative(&bounds_ns)) {
+            let _ = writeln!(
+                out,
+                "shardcache_command_duration_seconds_bucket{{command=\"{}\",le=\"{bound}\"}} {cum}",
+                spec.name
+            );
+        }
+        let _ = writeln!(
+            out,
+            "shardcache_command_duration_seconds_bucket{{command=\"{}\",le=\"+Inf\"}} {total}",
+            spec.name
+        );
+        let _ = writeln!(
+            out,
+            "shardcache_command_duration_seconds_sum{{command=\"{}\"}} {}",
+            spec.name,
+            snap.sum_ns as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "shardcache_command_duration_seconds_count{{command=\"{}\"}} {total}",
+            spec.name
+        );
+    }
+}
+
+/// The standard `process_*` series, from /proc (Linux).
+fn render_process(out: &mut String) {
+    let Some(p) = ProcessStats::read() else { return };
+    let _ = write!(
+        out,
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n\
+         # HELP process_virtual_memory_bytes Virtual memory size in bytes.\n# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes {}\n\
+         # HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}\n\
+         # HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {}\n\
+         # HELP process_threads Number of OS threads.\n# TYPE process_threads gauge\nprocess_threads {}\n",
+        p.rss_bytes, p.vsize_bytes, p.cpu_seconds, p.open_fds, p.threads
+    );
+}
+
+/// Figures about this process from /proc/self.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessStats {
+    /// Resident set size.
+    pub rss_bytes: u64,
+    /// Virtual size.
+    pub vsize_bytes: u64,
+    /// User + system CPU time.
+    pub cpu_seconds: f64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+    /// Threads.
+    pub threads: u64,
+}
+
+impl ProcessStats {
+    /// Reads /proc/self/stat; `None` where /proc is not available.
+    pub fn read() -> Option<ProcessStats> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        // SAFETY-free: sysconf is not needed; Linux's USER_HZ is 100 on every supported arch.
+        let ticks = 100.0;
+        let page = 4096;
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as u64)
+            .unwrap_or(0);
+        Some(ProcessStats {
+            // utime = field 14, stime = 15, num_threads = 20, vsize = 23, rss = 24 (1-based,
+            // counting pid and comm); here 0-based after comm: 11, 12, 17, 20, 21.
+            cpu_seconds: (num(11) + num(12)) as f64 / ticks,
+            threads: num(17),
+            vsize_bytes: num(20),
+            rss_bytes: num(21) * page,
+            open_fds,
+        })
+    }
+}
+
+/// Binds the metrics listener (at start, so a bad address fails fast).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on metrics address {addr}: {e}"))
+}
+
+/// Serves `GET /metrics` until `shutdown`.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let exporter = Arc::new(Exporter::new());
+    if let Ok(addr) = listener.local_addr() {
+        info!(addr = %addr, "metrics endpoint listening on http://{addr}/metrics");
+    }
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((socket, _)) => {
+                let shared = Arc::clone(&shared);
+                let exporter = Arc::clone(&exporter);
+                tokio::spawn(async move {
+                    let r = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        handle_http(socket, &shared, &exporter),
+                    )
+                    .await;
+                    if let Ok(Err(e)) = r {
+                        debug!(error = %e, "metrics request failed");
+                    }
+                });
+            }
+            Err(e) => {
+                debug!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A minimal HTTP/1.x exchange: read the request head (bounded), answer, close.
+async fn handle_http(
+    mut socket: TcpStream,
+    shared: &Shared,
+    exporter: &Exporter,
+) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            return respond(&mut socket, "431 Request Header Fields Too Large", "text/plain", b"").await;
+        }
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    match (method, path) {
+        (b"GET", b"/metrics") => {
+            let body = exporter.render(shared);
+            respond(
+                &mut socket,
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                body.as_bytes(),
+            )
+            .await
+        }
+        (b"GET", b"/") => {
+            respond(&mut socket, "200 OK", "text/plain", b"shardcache: metrics at /metrics\n").await
+        }
+        (b"GET", _) => respond(&mut socket, "404 Not Found", "text/plain", b"not found\n").await,
+        _ => respond(&mut socket, "405 Method Not Allowed", "text/plain", b"").await,
+    }
+}
+
+async fn respond(
+    socket: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(body).await?;
+    socket.shutdown().await
+}
