@@ -159,7 +159,12 @@ pub enum Tool {
 /// Every option can also be set from the environment as SHARDCACHE_<OPTION> (for example
 /// SHARDCACHE_PORT=6380, SHARDCACHE_MAXMEMORY=256mb).
 #[derive(Debug, Clone, Parser, PartialEq, Eq)]
-#[command(name = "shardcache", version, about, long_about = None)]
+#[command(
+    name = "shardcache",
+    version,
+    about = "shardcache: a Redis-protocol in-memory cache on a sharded, lock-instrumented store.\nEvery option can also be set from the environment as SHARDCACHE_<OPTION>.",
+    long_about = None
+)]
 pub struct Config {
     /// A tool to run instead of the server.
     #[command(subcommand)]
@@ -266,6 +271,46 @@ pub struct Config {
     /// INFO contention, HOTKEYS). `false` only to measure what the instrumentation costs.
     #[arg(long = "lock-stats", env = "SHARDCACHE_LOCK_STATS", default_value_t = true, action = clap::ArgAction::Set)]
     pub lock_stats: bool,
+
+    /// Password clients must send with AUTH (or HELLO ... AUTH default <pw>) before any other
+    /// command; until then they get "-NOAUTH Authentication required.". Unset: no password.
+    /// Also CONFIG SET requirepass. Prefer the environment variable to the command line, which
+    /// other local users can read in the process list.
+    #[arg(long, env = "SHARDCACHE_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+
+    /// Protected mode, as Redis: with no --requirepass and --bind on a non-loopback address,
+    /// connections from non-loopback peers get "-DENIED ..." and are closed. yes or no.
+    #[arg(long = "protected-mode", env = "SHARDCACHE_PROTECTED_MODE", default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub protected_mode: bool,
+
+    /// Rename a command: --rename-command NAME NEWNAME (repeatable). An empty NEWNAME ("")
+    /// disables it. The old name then answers Redis's unknown-command error. From the
+    /// environment: SHARDCACHE_RENAME_COMMAND="flushall,,keys,admin-keys" (pairs, comma-separated).
+    #[arg(long = "rename-command", env = "SHARDCACHE_RENAME_COMMAND", num_args = 2, value_names = ["NAME", "NEWNAME"], action = clap::ArgAction::Append, value_delimiter = ',')]
+    pub rename_command: Vec<String>,
+
+    /// Disable a command (repeatable, or comma-separated): it answers Redis's unknown-command
+    /// error. For example --disable-command flushall,flushdb,keys,config.
+    #[arg(long = "disable-command", env = "SHARDCACHE_DISABLE_COMMAND", action = clap::ArgAction::Append, value_delimiter = ',')]
+    pub disable_command: Vec<String>,
+
+    /// Largest reply a client may have pending (units: 32mb). A command whose reply exceeds it
+    /// (KEYS or MGET over huge data) closes the connection with a warning in the log. A single
+    /// bulk string (one value, at most --proto-max-bulk-len) is always sent.
+    #[arg(long = "client-output-buffer-limit", env = "SHARDCACHE_CLIENT_OUTPUT_BUFFER_LIMIT", default_value = "32mb")]
+    pub client_output_buffer_limit: ByteSize,
+
+    /// Most unparsed input buffered for one client (units: 1gb, as Redis). Above it the
+    /// connection is closed and a warning logged.
+    #[arg(long = "client-query-buffer-limit", env = "SHARDCACHE_CLIENT_QUERY_BUFFER_LIMIT", default_value = "1gb")]
+    pub client_query_buffer_limit: ByteSize,
+
+    /// Close a client after this many seconds without a complete read or a finished write
+    /// (0: never, as Redis's timeout). Also bounds how long a half-sent request (slowloris)
+    /// or a client that stops reading its replies can hold a connection.
+    #[arg(long, env = "SHARDCACHE_TIMEOUT", default_value_t = 0)]
+    pub timeout: u64,
 }
 
 impl Config {
@@ -325,6 +370,24 @@ impl Config {
         }
         self.listen_addr()?;
         self.metrics_socket_addr()?;
+        if self.client_output_buffer_limit.bytes() < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "client-output-buffer-limit",
+                "is below the minimum of 1mb",
+            ));
+        }
+        if self.client_query_buffer_limit.bytes() < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "client-query-buffer-limit",
+                "is below the minimum of 1mb",
+            ));
+        }
+        if self.rename_command.len() % 2 != 0 {
+            return Err(ConfigError::new(
+                "rename-command",
+                "takes two values: NAME NEWNAME",
+            ));
+        }
         Ok(())
     }
 
@@ -402,6 +465,18 @@ pub enum MaxmemorySource {
     },
     /// No option and no cgroup limit: unlimited, as Redis.
     Unlimited,
+}
+
+/// Parses Redis's yes/no booleans (also true/false, on/off, 1/0).
+///
+/// # Errors
+/// Any other word.
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("'{s}' is not yes or no")),
+    }
 }
 
 /// Where the process may read its cgroup limits; a parameter so tests can pass a fake tree.
@@ -512,6 +587,35 @@ mod tests {
         let c = parse(&["--cgroup-root", root]).unwrap();
         assert_eq!(c.effective_maxmemory(), (0, MaxmemorySource::Unlimited));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn hardening_options() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.requirepass, None);
+        assert!(c.protected_mode);
+        assert_eq!(c.client_output_buffer_limit.bytes(), 32 << 20);
+        assert_eq!(c.client_query_buffer_limit.bytes(), 1 << 30);
+        assert_eq!(c.timeout, 0);
+        let c = parse(&[
+            "--protected-mode",
+            "no",
+            "--rename-command",
+            "flushall",
+            "",
+            "--rename-command",
+            "keys",
+            "k2",
+            "--disable-command",
+            "config,debug",
+        ])
+        .unwrap();
+        assert!(!c.protected_mode);
+        assert_eq!(c.rename_command, ["flushall", "", "keys", "k2"]);
+        assert_eq!(c.disable_command, ["config", "debug"]);
+        assert!(parse(&["--protected-mode", "maybe"]).is_err());
+        let e = parse(&["--client-query-buffer-limit", "10"]).unwrap_err();
+        assert!(e.contains("client-query-buffer-limit"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct ClientState {
     pub version: Version,
     /// `CLIENT SETNAME`.
     pub name: Option<String>,
+    /// Passed `AUTH` (or needed none when it connected). Until then only `no_auth` commands
+    /// run while a password is set.
+    pub authenticated: bool,
 }
 
 /// A connection task's resources.
@@ -54,6 +57,7 @@ impl Connection {
     /// Wraps an accepted socket.
     pub fn new(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Connection {
         let id = shared.new_client_id();
+        let authenticated = !shared.auth.required();
         Connection {
             stream,
             shared,
@@ -63,6 +67,7 @@ impl Connection {
                 db: 0,
                 version: Version::Resp2,
                 name: None,
+                authenticated,
             },
         }
     }

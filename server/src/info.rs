@@ -98,21 +98,48 @@ fn clients(shared: &Shared, out: &mut String) -> bool {
 }
 
 fn memory(shared: &Shared, out: &mut String) -> bool {
-    let used = shared.store.used_memory();
-    let max = shared.store.maxmemory();
+    let store = &shared.store;
+    let used = store.used_memory();
+    let max = store.maxmemory();
+    let rss = rss_bytes();
+    let st = store.stats();
+    let ratio = if used == 0 {
+        0.0
+    } else {
+        rss as f64 / used as f64
+    };
     let _ = write!(
         out,
         "# Memory\r\n\
          used_memory:{used}\r\n\
          used_memory_human:{}\r\n\
+         used_memory_rss:{rss}\r\n\
+         used_memory_rss_human:{}\r\n\
          maxmemory:{max}\r\n\
          maxmemory_human:{}\r\n\
-         maxmemory_policy:{}\r\n",
+         maxmemory_policy:{}\r\n\
+         maxmemory_samples:{}\r\n\
+         mem_fragmentation_ratio:{ratio:.2}\r\n\
+         stored_entries:{}\r\n",
         human_bytes(used),
+        human_bytes(rss),
         human_bytes(max),
-        shared.store.policy().as_str(),
+        store.policy().as_str(),
+        store.samples(),
+        st.keys,
     );
     true
+}
+
+/// The process's resident set size from `/proc/self/statm` (0 where unavailable).
+fn rss_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
 }
 
 fn stats(shared: &Shared, out: &mut String) -> bool {

@@ -10,6 +10,7 @@
 //! - [`command`]: the command table (names, arity, flags) and the handlers.
 //! - [`info`]: the `INFO` sections.
 
+pub mod auth;
 pub mod command;
 pub mod connection;
 pub mod health;

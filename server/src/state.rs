@@ -45,6 +45,11 @@ pub struct Shared {
     /// Connected clients, for `CLIENT LIST`. Touched on connect, disconnect, `SELECT`,
     /// `CLIENT SETNAME` and `HELLO SETNAME` only: never on the GET/SET path.
     pub clients: ClientRegistry,
+    /// `requirepass`, changeable with `CONFIG SET requirepass`.
+    pub auth: crate::auth::Auth,
+    /// The command names this server answers to (after `--rename-command` and
+    /// `--disable-command`): the dispatcher's lookup table.
+    pub commands: crate::command::CommandNames,
 }
 
 /// What `CLIENT LIST` shows of a connection other than the caller's.
@@ -150,6 +155,10 @@ impl Shared {
                 )
             }
         }
+        let commands =
+            crate::command::CommandNames::new(&config.rename_command, &config.disable_command)
+                .map_err(anyhow::Error::msg)?;
+        let auth = crate::auth::Auth::new(config.requirepass.as_deref());
         let store = Store::new(StoreConfig {
             shards: config.shards,
             databases: config.databases,
@@ -178,6 +187,8 @@ impl Shared {
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             clients: ClientRegistry::default(),
+            auth,
+            commands,
         })
     }
 

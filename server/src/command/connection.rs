@@ -1,4 +1,4 @@
-//! Connection commands: PING, ECHO, QUIT, HELLO, SELECT.
+//! Connection commands: PING, ECHO, QUIT, AUTH, HELLO, SELECT.
 
 use bytes::Bytes;
 use shardcache_protocol::{reply, Version};
@@ -33,6 +33,27 @@ pub fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     ctx.ok()
 }
 
+/// `AUTH [username] password`: Redis 6+'s forms; only the `default` user exists.
+pub fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (user, pass) = match args {
+        [_, pass] => (None, pass),
+        [_, user, pass] => (Some(&user[..]), pass),
+        _ => return Err(CmdError::SYNTAX),
+    };
+    if user.is_none() && !ctx.shared.auth.required() {
+        return Err(CmdError(std::borrow::Cow::Borrowed(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        )));
+    }
+    if !ctx.shared.auth.authenticate(user, pass) {
+        tracing::debug!(client = ctx.client.id, peer = %ctx.client.peer, "AUTH failed");
+        return Err(CmdError(std::borrow::Cow::Borrowed(crate::auth::WRONGPASS)));
+    }
+    ctx.client.authenticated = true;
+    ctx.ok()
+}
+
 /// `SELECT index`.
 pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = parse_i64(&args[1])?;
@@ -55,6 +76,7 @@ pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut version = ctx.client.version;
     let mut setname = None;
+    let mut credentials = None;
     if let Some(v) = args.get(1) {
         let v = super::parse_i64_strict(v).ok_or_else(|| {
             CmdError::msg("ERR Protocol version is not an integer or out of range")
@@ -68,8 +90,7 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         while i < args.len() {
             let more = args.len() - i - 1;
             if eq_ic(&args[i], "auth") && more >= 2 {
-                // Authentication is checked by the dispatcher when a password is configured;
-                // without one any credentials are accepted, as in Redis's default user.
+                credentials = Some((&args[i + 1], &args[i + 2]));
                 i += 3;
             } else if eq_ic(&args[i], "setname") && more >= 1 {
                 setname = Some(args[i + 1].clone());
@@ -81,6 +102,20 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 )));
             }
         }
+    }
+    // Redis's order: options parsed, then AUTH, then the authenticated check, then SETNAME.
+    if let Some((user, pass)) = credentials {
+        if !ctx.shared.auth.authenticate(Some(user), pass) {
+            return Err(CmdError(std::borrow::Cow::Borrowed(crate::auth::WRONGPASS)));
+        }
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated && ctx.shared.auth.required() {
+        return Err(CmdError(std::borrow::Cow::Borrowed(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and select \
+             the RESP protocol version at the same time",
+        )));
     }
     if let Some(name) = setname {
         ctx.client.name = Some(String::from_utf8_lossy(&name).into_owned());

@@ -173,6 +173,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         strings::append
     ),
     cmd!(
+        "auth",
+        -2,
+        ["noscript", "loading", "stale", "fast", "no_auth"],
+        0,
+        0,
+        0,
+        "connection",
+        "Authenticate to the server",
+        connection::auth
+    ),
+    cmd!(
         "client",
         -2,
         ["admin", "noscript", "loading", "stale"],
@@ -752,6 +763,18 @@ pub static COMMANDS: &[CommandSpec] = &[
 struct Entry {
     index: usize,
     denyoom: bool,
+    /// Runs before `AUTH` (Redis's `no_auth` flag: AUTH, HELLO, QUIT).
+    no_auth: bool,
+}
+
+impl Entry {
+    fn of(index: usize, c: &CommandSpec) -> Entry {
+        Entry {
+            index,
+            denyoom: c.has_flag("denyoom"),
+            no_auth: c.has_flag("no_auth"),
+        }
+    }
 }
 
 fn table() -> &'static HashMap<&'static [u8], Entry, ahash::RandomState> {
@@ -760,15 +783,73 @@ fn table() -> &'static HashMap<&'static [u8], Entry, ahash::RandomState> {
         COMMANDS
             .iter()
             .enumerate()
-            .map(|(index, c)| {
-                let entry = Entry {
-                    index,
-                    denyoom: c.has_flag("denyoom"),
-                };
-                (c.name.as_bytes(), entry)
-            })
+            .map(|(index, c)| (c.name.as_bytes(), Entry::of(index, c)))
             .collect()
     })
+}
+
+/// Longest command name the dispatcher looks up (the built-in names and `--rename-command`
+/// targets); longer names are unknown without further work.
+const MAX_NAME_LEN: usize = 64;
+
+/// The names one server answers to: [`COMMANDS`] after `--rename-command` and
+/// `--disable-command`. Built once at start; looked up per request without allocating.
+pub struct CommandNames {
+    map: HashMap<Box<[u8]>, Entry, ahash::RandomState>,
+}
+
+impl CommandNames {
+    /// Applies `renames` (flattened `NAME NEWNAME` pairs; an empty NEWNAME disables) and
+    /// `disabled` to the full table.
+    ///
+    /// # Errors
+    /// An unknown command name, a new name already taken or too long, an odd `renames`.
+    pub fn new(renames: &[String], disabled: &[String]) -> Result<CommandNames, String> {
+        let mut map: HashMap<Box<[u8]>, Entry, ahash::RandomState> = table()
+            .iter()
+            .map(|(name, e)| (Box::from(*name), *e))
+            .collect();
+        let mut take = |option: &str, name: &str| {
+            map.remove(name.to_ascii_lowercase().as_bytes())
+                .ok_or_else(|| format!("invalid value for --{option}: no such command '{name}'"))
+        };
+        let mut added = Vec::new();
+        for pair in renames.chunks(2) {
+            let [from, to] = pair else {
+                return Err("invalid value for --rename-command: takes NAME NEWNAME".into());
+            };
+            let entry = take("rename-command", from)?;
+            if !to.is_empty() {
+                added.push((to.to_ascii_lowercase(), entry));
+            }
+        }
+        for name in disabled.iter().filter(|n| !n.is_empty()) {
+            take("disable-command", name)?;
+        }
+        for (to, entry) in added {
+            if to.len() > MAX_NAME_LEN {
+                return Err(format!(
+                    "invalid value for --rename-command: '{to}' is longer than {MAX_NAME_LEN} bytes"
+                ));
+            }
+            if map.insert(to.clone().into_bytes().into(), entry).is_some() {
+                return Err(format!(
+                    "invalid value for --rename-command: '{to}' is already a command name"
+                ));
+            }
+        }
+        Ok(CommandNames { map })
+    }
+
+    /// Finds a command by name, case-insensitively, without allocating.
+    fn get(&self, name: &[u8]) -> Option<Entry> {
+        let mut buf = [0u8; MAX_NAME_LEN];
+        let lower = buf.get_mut(..name.len())?;
+        for (d, s) in lower.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        self.map.get(&*lower).copied()
+    }
 }
 
 fn lookup_entry(name: &[u8]) -> Option<Entry> {
@@ -847,7 +928,7 @@ pub fn execute(
         return Flow::Continue;
     };
     shared.commands_processed.fetch_add(1, Ordering::Relaxed);
-    let Some(found) = lookup_entry(name) else {
+    let Some(found) = shared.commands.get(name) else {
         reply::error(out, unknown_command(args).as_bytes());
         return Flow::Continue;
     };
@@ -859,6 +940,13 @@ pub fn execute(
         counters.rejected.fetch_add(1, Ordering::Relaxed);
         let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
         reply::error(out, msg.as_bytes());
+        return Flow::Continue;
+    }
+    // Redis's order: unknown command and arity first, then authentication. An authenticated
+    // client pays this one bool test.
+    if !client.authenticated && !found.no_auth && shared.auth.required() {
+        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        reply::error(out, crate::auth::NOAUTH.as_bytes());
         return Flow::Continue;
     }
     if found.denyoom && shared.store.reclaim_memory().is_err() {

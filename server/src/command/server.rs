@@ -145,6 +145,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             "proto-max-bulk-len",
             c.proto_max_bulk_len.bytes().to_string(),
         ),
+        ("requirepass", ctx.shared.auth.config_value()),
         ("save", String::new()),
         ("shards", store.shard_count().to_string()),
         ("timeout", "0".into()),
@@ -152,7 +153,12 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
 }
 
 /// The parameters `CONFIG SET` may change at run time.
-const SETTABLE: &[&str] = &["maxmemory", "maxmemory-policy", "maxmemory-samples"];
+const SETTABLE: &[&str] = &[
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "requirepass",
+];
 
 /// Redis's `CONFIG SET` failure text for one parameter.
 fn config_set_failed(name: &str, why: &str) -> CmdError {
@@ -166,11 +172,13 @@ enum Change {
     Maxmemory(u64),
     Policy(shardcache_storage::EvictionPolicy),
     Samples(usize),
+    Requirepass(Vec<u8>),
 }
 
 fn parse_change(name: &str, value: &[u8]) -> Result<Change, CmdError> {
     let text = String::from_utf8_lossy(value);
     match name {
+        "requirepass" => Ok(Change::Requirepass(value.to_vec())),
         "maxmemory" => {
             let ok = !text.starts_with(|c: char| c.is_whitespace())
                 && !text.ends_with(char::is_whitespace);
@@ -221,8 +229,11 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         config_get(ctx, &args[2..])
     } else if eq_ic(sub, "set") {
-        if args.len() < 4 || args.len() % 2 != 0 {
+        if args.len() < 4 {
             return Err(arity("set"));
+        }
+        if args.len() % 2 != 0 {
+            return Err(CmdError::SYNTAX);
         }
         let params = config_params(ctx);
         let mut seen: Vec<&str> = Vec::new();
@@ -250,6 +261,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 Change::Maxmemory(n) => store.set_maxmemory(n),
                 Change::Policy(p) => store.set_policy(p),
                 Change::Samples(n) => store.set_samples(n),
+                Change::Requirepass(p) => ctx.shared.auth.set(Some(&p)),
             }
         }
         ctx.ok()
