@@ -359,10 +359,13 @@ impl Config {
         if bulk > i64::MAX as u64 {
             return Err(ConfigError::new("proto-max-bulk-len", "is too large"));
         }
-        if self.maxmemory_samples == 0 || self.maxmemory_samples > 64 {
+        if self.maxmemory_samples == 0 || self.maxmemory_samples > i32::MAX as usize {
             return Err(ConfigError::new(
                 "maxmemory-samples",
-                format!("{} is not between 1 and 64", self.maxmemory_samples),
+                format!(
+                    "{} is not between 1 and 2147483647 (as Redis)",
+                    self.maxmemory_samples
+                ),
             ));
         }
         if self.bind.trim().is_empty() {

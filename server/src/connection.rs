@@ -5,11 +5,18 @@
 //! complete request (or `output` has grown past [`FLUSH_THRESHOLD`]) the whole batch is written
 //! with one `write_all`. While that write waits for a slow reader, nothing more is read, so a
 //! client that pipelines without reading its replies is throttled by TCP instead of growing
-//! server memory (see the hardening notes in the README).
+//! server memory (see "Security and limits" in the README).
+//!
+//! Limits enforced here: `client-query-buffer-limit` (unparsed input held for the client),
+//! `client-output-buffer-limit` (one command's reply; a single bulk string, bounded by
+//! `proto-max-bulk-len`, is exempt), and `timeout` (a read that brings nothing, or a write the
+//! client does not drain, for that long closes the connection). Buffers grown past
+//! [`SHRINK_ABOVE`] by one large request or reply are given back once empty.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use shardcache_protocol::{ProtocolError, RequestDecoder, Version};
@@ -17,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::command::{self, Flow};
 use crate::state::Shared;
@@ -27,6 +34,19 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Once a batch's replies reach this size they are written before decoding more requests, so
 /// one read buffer full of `GET big-key` cannot build gigabytes of output.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// An empty input or output buffer whose capacity exceeds this (after one large request or
+/// reply) is replaced by a small one, so an idle connection holds little memory.
+pub const SHRINK_ABOVE: usize = 1024 * 1024;
+
+/// Why a connection read ended.
+enum ReadOutcome {
+    /// Bytes arrived.
+    Data(usize),
+    /// The peer closed, or the socket failed.
+    Closed,
+    /// Nothing arrived within `timeout`.
+    Idle,
+}
 
 /// Per-connection state that commands read and change (`SELECT`, `HELLO`, `CLIENT SETNAME`).
 #[derive(Debug)]
@@ -90,6 +110,8 @@ impl Connection {
         let mut decoder = RequestDecoder::new(self.shared.limits);
         let mut input = BytesMut::with_capacity(READ_CHUNK);
         let mut output = BytesMut::with_capacity(READ_CHUNK);
+        let query_limit = usize::try_from(self.shared.config.client_query_buffer_limit.bytes())
+            .unwrap_or(usize::MAX);
         loop {
             // Execute every complete request already buffered.
             let flow = self
@@ -102,7 +124,9 @@ impl Connection {
                 let _ = self.stream.shutdown().await;
                 return;
             }
-            if input.capacity() - input.len() < READ_CHUNK / 4 {
+            if input.is_empty() && input.capacity() > SHRINK_ABOVE {
+                input = BytesMut::with_capacity(READ_CHUNK);
+            } else if input.capacity() - input.len() < READ_CHUNK / 4 {
                 input.reserve(READ_CHUNK);
             }
             tokio::select! {
@@ -111,13 +135,50 @@ impl Connection {
                     let _ = self.stream.shutdown().await;
                     return;
                 }
-                read = self.stream.read_buf(&mut input) => match read {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
+                read = self.read(&mut input) => match read {
+                    ReadOutcome::Closed => return,
+                    ReadOutcome::Idle => {
+                        debug!(client = self.state.id, peer = %self.state.peer, timeout_s = self.shared.config.timeout, "closing idle client");
+                        let _ = self.stream.shutdown().await;
+                        return;
+                    }
+                    ReadOutcome::Data(n) => {
                         self.shared.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        if input.len() > query_limit {
+                            warn!(
+                                client = self.state.id,
+                                peer = %self.state.peer,
+                                buffered = input.len(),
+                                limit = query_limit,
+                                "closing client that reached client-query-buffer-limit"
+                            );
+                            return;
+                        }
                     }
                 },
             }
+        }
+    }
+
+    /// The idle timeout, when `timeout` is not 0.
+    fn idle_timeout(&self) -> Option<Duration> {
+        (self.shared.config.timeout > 0).then(|| Duration::from_secs(self.shared.config.timeout))
+    }
+
+    /// Reads more input, giving up after `timeout` seconds of silence when one is set.
+    async fn read(&mut self, input: &mut BytesMut) -> ReadOutcome {
+        let idle = self.idle_timeout();
+        let read = self.stream.read_buf(input);
+        let r = match idle {
+            Some(t) => match tokio::time::timeout(t, read).await {
+                Ok(r) => r,
+                Err(_) => return ReadOutcome::Idle,
+            },
+            None => read.await,
+        };
+        match r {
+            Ok(0) | Err(_) => ReadOutcome::Closed,
+            Ok(n) => ReadOutcome::Data(n),
         }
     }
 
@@ -132,8 +193,22 @@ impl Connection {
         loop {
             match decoder.decode(input) {
                 Ok(Some(request)) => {
+                    let before = output.len();
                     let flow = command::execute(&self.shared, &mut self.state, &request, output);
                     drop(request);
+                    if output.len() - before > self.output_limit()
+                        && output.get(before) != Some(&b'$')
+                    {
+                        warn!(
+                            client = self.state.id,
+                            peer = %self.state.peer,
+                            reply_bytes = output.len() - before,
+                            limit = self.output_limit(),
+                            "closing client whose reply exceeds client-output-buffer-limit"
+                        );
+                        output.truncate(before);
+                        return Flow::Close;
+                    }
                     if matches!(flow, Flow::Close) {
                         return Flow::Close;
                     }
@@ -152,10 +227,28 @@ impl Connection {
         }
     }
 
+    /// `client-output-buffer-limit` in bytes.
+    fn output_limit(&self) -> usize {
+        usize::try_from(self.shared.config.client_output_buffer_limit.bytes()).unwrap_or(usize::MAX)
+    }
+
+    /// Writes the batch. With `timeout` set, a client that does not drain its replies for that
+    /// long is disconnected (the write fails with `TimedOut`).
     async fn flush(&mut self, output: &mut BytesMut) -> std::io::Result<()> {
         let n = output.len();
-        let r = self.stream.write_all(output).await;
-        output.clear();
+        let idle = self.idle_timeout();
+        let write = self.stream.write_all(output);
+        let r = match idle {
+            Some(t) => tokio::time::timeout(t, write)
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+            None => write.await,
+        };
+        if output.capacity() > SHRINK_ABOVE {
+            *output = BytesMut::with_capacity(READ_CHUNK);
+        } else {
+            output.clear();
+        }
         self.shared
             .net_output_bytes
             .fetch_add(n as u64, Ordering::Relaxed);

@@ -157,7 +157,7 @@ fn stats(shared: &Shared, out: &mut String) -> bool {
          keyspace_hits:{}\r\n\
          keyspace_misses:{}\r\n",
         shared.connections_total.load(Ordering::Relaxed),
-        shared.commands_processed.load(Ordering::Relaxed),
+        shared.command_stats.total_processed() + shared.unknown_commands.load(Ordering::Relaxed),
         shared.net_input_bytes.load(Ordering::Relaxed),
         shared.net_output_bytes.load(Ordering::Relaxed),
         shared.rejected_connections.load(Ordering::Relaxed),

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::connection::Connection;
 use crate::state::Shared;
@@ -148,6 +148,10 @@ async fn accept_loop(
     tracker: &TaskTracker,
 ) {
     let mut backoff = Duration::from_millis(1);
+    let bound_loopback = listener
+        .local_addr()
+        .map(|a| a.ip().to_canonical().is_loopback())
+        .unwrap_or(false);
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(pair) => {
@@ -167,7 +171,17 @@ async fn accept_loop(
         if clients >= shared.config.maxclients {
             shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
             shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            tracker.spawn(refuse(socket));
+            tracker.spawn(refuse(socket, MAXCLIENTS_REPLY));
+            continue;
+        }
+        if shared.config.protected_mode
+            && !bound_loopback
+            && !peer.ip().to_canonical().is_loopback()
+            && !shared.auth.required()
+        {
+            shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            debug!(peer = %peer, "refused a non-loopback client: protected mode is on and no password is set");
+            tracker.spawn(refuse(socket, PROTECTED_MODE_REPLY));
             continue;
         }
         let _ = socket.set_nodelay(true);
@@ -181,12 +195,26 @@ async fn accept_loop(
     }
 }
 
-/// Tells a client over `maxclients` why, then closes.
-async fn refuse(mut socket: TcpStream) {
+/// The reply to a connection over `maxclients`.
+const MAXCLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Redis 7's protected-mode reply, with its advice adapted to shardcache's options.
+pub const PROTECTED_MODE_REPLY: &[u8] = b"-DENIED Redis is running in protected mode because \
+protected mode is enabled and no password is set for the default user. In this mode connections \
+are only accepted from the loopback interface. If you want to connect from external computers to \
+Redis you may adopt one of the following solutions: 1) Set a password for the default user with \
+'--requirepass <password>' (or SHARDCACHE_REQUIREPASS), or 'CONFIG SET requirepass <password>' \
+from the loopback interface. 2) Bind to the loopback interface only with '--bind 127.0.0.1' \
+if external clients are not needed. 3) If the network is trusted (for example a private \
+container network), disable protected mode by restarting the server with '--protected-mode no' \
+(or SHARDCACHE_PROTECTED_MODE=no), however MAKE SURE the server is not publicly accessible from \
+internet if you do so. NOTE: You only need to do one of the above things in order for the \
+server to start accepting connections from the outside.\r\n";
+
+/// Tells a refused client why (`reply`), then closes.
+async fn refuse(mut socket: TcpStream, reply: &'static [u8]) {
     let write = async {
-        socket
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await?;
+        socket.write_all(reply).await?;
         socket.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;

@@ -32,8 +32,8 @@ pub struct Shared {
     pub connections_total: AtomicU64,
     /// Connections refused because `maxclients` was reached.
     pub rejected_connections: AtomicU64,
-    /// Requests executed, all commands together (`total_commands_processed`).
-    pub commands_processed: AtomicU64,
+    /// Requests naming no known command (counted in `total_commands_processed`, as Redis).
+    pub unknown_commands: AtomicU64,
     /// Source of client ids (`CLIENT ID`), starting at 1 as in Redis.
     pub next_client_id: AtomicU64,
     /// Per-command call counters, indexed like the command table.
@@ -166,7 +166,6 @@ impl Shared {
             maxmemory,
             policy,
             samples: config.maxmemory_samples,
-            ..StoreConfig::default()
         })?;
         let limits = Limits {
             max_bulk_len: usize::try_from(config.proto_max_bulk_len.bytes()).unwrap_or(usize::MAX),
@@ -181,7 +180,7 @@ impl Shared {
             connected_clients: AtomicUsize::new(0),
             connections_total: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
-            commands_processed: AtomicU64::new(0),
+            unknown_commands: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
             command_stats: CommandStats::new(),
             net_input_bytes: AtomicU64::new(0),

@@ -53,7 +53,13 @@ fn shards(c: &mut Criterion) {
             read_ratio: 0.8,
             dist,
         };
-        group(c, &format!("shards/t16/rr80/{}", dist.label()), &kinds, 16, &w);
+        group(
+            c,
+            &format!("shards/t16/rr80/{}", dist.label()),
+            &kinds,
+            16,
+            &w,
+        );
     }
 }
 

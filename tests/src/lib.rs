@@ -293,7 +293,7 @@ impl RedisServer {
             "no".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -310,6 +310,8 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not start on {port}");
     }
 

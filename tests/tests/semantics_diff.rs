@@ -583,6 +583,9 @@ fn command_stream_matches_redis() {
         let (cmd, compare) = gen.command();
         let args: Vec<&[u8]> = cmd.iter().map(|w| w.as_bytes()).collect();
         let req = resp(&args);
+        if std::env::var_os("SEMANTICS_TRACE").is_some() {
+            println!("#{i} {}", cmd.join(" "));
+        }
         a.write_all(&req).unwrap();
         b.write_all(&req).unwrap();
         let ra = read_replies(&mut a, 1).remove(0);

@@ -7,20 +7,38 @@ use plotters::prelude::*;
 
 use super::sweep::SweepRow;
 
-/// Writes `throughput.svg` (ops/s) and `p99.svg` (p99 latency, us) into `dir`.
+/// Writes `throughput.svg` (ops/s), `p99.svg` (p99 latency, us) and, when the server
+/// reported lock stats, `contention.svg` (% of write-lock acquisitions that waited) into
+/// `dir`.
 ///
 /// # Errors
 /// When a file cannot be written.
 pub fn plot_all(rows: &[SweepRow], dir: &Path) -> anyhow::Result<()> {
     let (tput, p99) = (dir.join("throughput.svg"), dir.join("p99.svg"));
     let lower_right = SeriesLabelPosition::LowerRight;
-    plot(rows, &tput, "throughput (ops/s)", lower_right, |r| {
+    plot(rows, &tput, "throughput (ops/s)", lower_right, true, |r| {
         r.report.ops_per_sec
     })?;
     let upper_left = SeriesLabelPosition::UpperLeft;
-    plot(rows, &p99, "p99 latency (us)", upper_left, |r| {
-        r.report.latency_us.p99
-    })?;
+    plot(
+        rows,
+        &p99,
+        "p99 latency (us)",
+        upper_left.clone(),
+        true,
+        |r| r.report.latency_us.p99,
+    )?;
+    if rows.iter().any(|r| r.contention.is_some()) {
+        let path = dir.join("contention.svg");
+        plot(
+            rows,
+            &path,
+            "write locks waited (%)",
+            upper_left,
+            false,
+            |r| r.contention.map_or(0.0, |c| c.write_contended_pct()),
+        )?;
+    }
     Ok(())
 }
 
@@ -30,6 +48,7 @@ fn plot(
     path: &Path,
     metric: &str,
     legend_at: SeriesLabelPosition,
+    with_redis: bool,
     value: impl Fn(&SweepRow) -> f64,
 ) -> anyhow::Result<()> {
     let mut workloads: Vec<(f64, String)> = Vec::new();
@@ -52,6 +71,7 @@ fn plot(
         let mine: Vec<&SweepRow> = rows
             .iter()
             .filter(|r| r.read_ratio == *rr && r.distribution.to_string() == *dist)
+            .filter(|r| with_redis || r.server == "shardcache")
             .collect();
         let shard_rows: Vec<&&SweepRow> =
             mine.iter().filter(|r| r.server == "shardcache").collect();
@@ -83,7 +103,13 @@ fn plot(
                     String::new()
                 }
             })
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&|y| {
+                if y_max < 10.0 {
+                    format!("{y:.2}")
+                } else {
+                    format!("{y:.0}")
+                }
+            })
             .draw()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (ci, &c) in conns.iter().enumerate() {

@@ -94,6 +94,86 @@ pub struct SweepRow {
     pub report: Report,
     /// Redis's ops/s at the same grid point, when compared.
     pub redis_ops_per_sec: Option<f64>,
+    /// shardcache's lock contention during the point (warmup included), from `INFO
+    /// contention` before and after; `None` for redis or with `--lock-stats false`.
+    pub contention: Option<Contention>,
+}
+
+/// Lock-contention totals of a server (the `INFO contention` header lines), or the
+/// difference of two such snapshots around one grid point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Contention {
+    /// Shared-mode acquisitions.
+    pub read_acquisitions: u64,
+    /// Shared-mode acquisitions that had to wait.
+    pub read_contended: u64,
+    /// Exclusive-mode acquisitions.
+    pub write_acquisitions: u64,
+    /// Exclusive-mode acquisitions that had to wait.
+    pub write_contended: u64,
+}
+
+impl Contention {
+    /// Parses the totals out of an `INFO contention` reply; `None` when the section is
+    /// missing (redis) or lock stats are off (all acquisitions zero).
+    pub fn parse(info: &str) -> Option<Contention> {
+        let mut c = Contention::default();
+        let mut seen = 0;
+        for line in info.lines() {
+            let Some((k, v)) = line.trim_end().split_once(':') else {
+                continue;
+            };
+            let field = match k {
+                "read_acquisitions" => &mut c.read_acquisitions,
+                "read_contended" => &mut c.read_contended,
+                "write_acquisitions" => &mut c.write_acquisitions,
+                "write_contended" => &mut c.write_contended,
+                _ => continue,
+            };
+            *field = v.trim().parse().ok()?;
+            seen += 1;
+        }
+        (seen == 4 && c.read_acquisitions + c.write_acquisitions > 0).then_some(c)
+    }
+
+    /// `self - before` (counters only grow while one server runs).
+    pub fn since(&self, before: &Contention) -> Contention {
+        Contention {
+            read_acquisitions: self
+                .read_acquisitions
+                .saturating_sub(before.read_acquisitions),
+            read_contended: self.read_contended.saturating_sub(before.read_contended),
+            write_acquisitions: self
+                .write_acquisitions
+                .saturating_sub(before.write_acquisitions),
+            write_contended: self.write_contended.saturating_sub(before.write_contended),
+        }
+    }
+
+    /// Percent of shared acquisitions that waited.
+    pub fn read_contended_pct(&self) -> f64 {
+        pct(self.read_contended, self.read_acquisitions)
+    }
+
+    /// Percent of exclusive acquisitions that waited.
+    pub fn write_contended_pct(&self) -> f64 {
+        pct(self.write_contended, self.write_acquisitions)
+    }
+}
+
+/// `100 * part / whole`, 0 when `whole == 0`.
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+/// The server's contention totals now, if it reports them.
+async fn contention_totals(addr: &str) -> Option<Contention> {
+    let mut c = Client::connect(addr).await.ok()?;
+    Contention::parse(&c.info(Some("contention")).await.ok()?)
 }
 
 impl SweepRow {
@@ -208,7 +288,7 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
             Server::start(&cfg.redis_bin, &args, port, &cfg.out.join("redis.log")).await?;
         let res = run_points(cfg, &points, port, "redis", &mut done, total).await;
         server.stop().await;
-        redis_results = res?;
+        redis_results = res?.into_iter().map(|(r, _)| r).collect();
     }
 
     for &shards in &cfg.shards {
@@ -234,7 +314,7 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
         )
         .await;
         server.stop().await;
-        for (i, report) in res?.into_iter().enumerate() {
+        for (i, (report, contention)) in res?.into_iter().enumerate() {
             let (connections, read_ratio, distribution) = points[i];
             rows.push(SweepRow {
                 server: "shardcache".into(),
@@ -244,6 +324,7 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
                 distribution,
                 redis_ops_per_sec: redis_results.get(i).map(|r: &Report| r.ops_per_sec),
                 report,
+                contention,
             });
         }
     }
@@ -257,6 +338,7 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
             distribution,
             report,
             redis_ops_per_sec: None,
+            contention: None,
         });
     }
 
@@ -295,7 +377,7 @@ async fn run_points(
     label: &str,
     done: &mut usize,
     total: usize,
-) -> anyhow::Result<Vec<Report>> {
+) -> anyhow::Result<Vec<(Report, Option<Contention>)>> {
     let mut base = RunConfig::new("127.0.0.1", port);
     base.duration = cfg.duration;
     base.warmup = cfg.warmup;
@@ -314,10 +396,24 @@ async fn run_points(
         rc.distribution = distribution;
         *done += 1;
         eprintln!("[{done}/{total}] {label} c={connections} rr={read_ratio} {distribution}");
+        let before = contention_totals(&rc.addr()).await;
         let report = runner::run(&rc, false).await?;
+        let contention = match (before, contention_totals(&rc.addr()).await) {
+            (Some(b), Some(a)) => Some(a.since(&b)),
+            _ => None,
+        };
         eprintln!(
-            "    {:.0} ops/s  p99 {:.1} us  errors {}",
-            report.ops_per_sec, report.latency_us.p99, report.errors
+            "    {:.0} ops/s  p99 {:.1} us  errors {}{}",
+            report.ops_per_sec,
+            report.latency_us.p99,
+            report.errors,
+            contention
+                .map(|c| format!(
+                    "  contended read {:.3}% write {:.3}%",
+                    c.read_contended_pct(),
+                    c.write_contended_pct()
+                ))
+                .unwrap_or_default()
         );
         if let Ok(mut c) = Client::connect(rc.addr()).await {
             if let Ok(info) = c.info(None).await {
@@ -325,7 +421,7 @@ async fn run_points(
                 let _ = std::fs::write(cfg.out.join("info").join(name), info);
             }
         }
-        out.push(report);
+        out.push((report, contention));
     }
     Ok(out)
 }
@@ -333,13 +429,13 @@ async fn run_points(
 /// CSV with one line per (server, grid point).
 pub fn results_csv(rows: &[SweepRow]) -> String {
     let mut s = String::from(
-        "server,shards,connections,read_ratio,distribution,ops_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,mean_us,errors,redis_ops_per_sec,ratio_vs_redis\n",
+        "server,shards,connections,read_ratio,distribution,ops_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,mean_us,errors,redis_ops_per_sec,ratio_vs_redis,read_contended_pct,write_contended_pct\n",
     );
     for r in rows {
         let l = &r.report.latency_us;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.server,
             r.shards,
             r.connections,
@@ -357,6 +453,12 @@ pub fn results_csv(rows: &[SweepRow]) -> String {
                 .map(|x| x.to_string())
                 .unwrap_or_default(),
             r.ratio().map(|x| format!("{x:.3}")).unwrap_or_default(),
+            r.contention
+                .map(|c| format!("{:.4}", c.read_contended_pct()))
+                .unwrap_or_default(),
+            r.contention
+                .map(|c| format!("{:.4}", c.write_contended_pct()))
+                .unwrap_or_default(),
         );
     }
     s
@@ -364,12 +466,12 @@ pub fn results_csv(rows: &[SweepRow]) -> String {
 
 /// A Markdown table of the same data.
 pub fn results_md(rows: &[SweepRow], compare: bool) -> String {
-    let mut s = String::from("| server | shards | conns | read ratio | dist | ops/s | p50 us | p99 us | p99.9 us | errors |");
+    let mut s = String::from("| server | shards | conns | read ratio | dist | ops/s | p50 us | p99 us | p99.9 us | errors | read waited % | write waited % |");
     if compare {
         s.push_str(" redis ops/s | ratio |");
     }
     s.push('\n');
-    s.push_str("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    s.push_str("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     if compare {
         s.push_str("---:|---:|");
     }
@@ -383,7 +485,7 @@ pub fn results_md(rows: &[SweepRow], compare: bool) -> String {
         };
         let _ = write!(
             s,
-            "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
             r.server,
             shards,
             r.connections,
@@ -393,7 +495,13 @@ pub fn results_md(rows: &[SweepRow], compare: bool) -> String {
             l.p50,
             l.p99,
             l.p999,
-            r.report.errors
+            r.report.errors,
+            r.contention
+                .map(|c| format!("{:.3}", c.read_contended_pct()))
+                .unwrap_or_default(),
+            r.contention
+                .map(|c| format!("{:.3}", c.write_contended_pct()))
+                .unwrap_or_default(),
         );
         if compare {
             let _ = write!(
@@ -408,4 +516,33 @@ pub fn results_md(rows: &[SweepRow], compare: bool) -> String {
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Contention;
+
+    #[test]
+    fn parses_info_contention_and_subtracts() {
+        let info = "# Contention\r\nshards:4\r\nlock_stats:on\r\nread_acquisitions:1000\r\n\
+                    read_contended:10\r\nread_contended_pct:1.0000\r\nwrite_acquisitions:200\r\n\
+                    write_contended:50\r\nwrite_contended_pct:25.0000\r\nshard_0:keys=1\r\n";
+        let after = Contention::parse(info).unwrap();
+        assert_eq!(after.write_contended, 50);
+        let before = Contention {
+            read_acquisitions: 500,
+            read_contended: 5,
+            write_acquisitions: 100,
+            write_contended: 0,
+        };
+        let d = after.since(&before);
+        assert_eq!(d.read_contended_pct(), 1.0);
+        assert_eq!(d.write_contended_pct(), 50.0);
+        // redis: no section; lock stats off: all zero.
+        assert_eq!(Contention::parse("# Server\r\nredis_version:7\r\n"), None);
+        let off = info
+            .replace("read_acquisitions:1000", "read_acquisitions:0")
+            .replace("write_acquisitions:200", "write_acquisitions:0");
+        assert_eq!(Contention::parse(&off), None);
+    }
 }

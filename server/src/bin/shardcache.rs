@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         };
     }
     init_logging(&config);
+    adjust_open_files_limit(config.maxclients);
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -73,26 +74,74 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let listening = Listening::bind(config).await?;
-    listening.serve(shutdown_signal()).await
-}
+/// File descriptors kept beyond `maxclients` for the listeners, the metrics endpoint, logs.
+const RESERVED_FDS: u64 = 32;
 
-/// Completes on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("received SIGTERM"),
-                _ = int.recv() => tracing::info!("received SIGINT"),
-            }
-        }
-        _ => {
-            // Without signal handlers, fall back to Ctrl-C handling.
-            let _ = tokio::signal::ctrl_c().await;
+/// Raises the soft `RLIMIT_NOFILE` towards `maxclients + 32` (never above the hard limit), as
+/// Redis's `adjustOpenFilesLimit` does: the common default soft limit of 1024 would otherwise
+/// make `accept` fail with EMFILE long before `maxclients`.
+fn adjust_open_files_limit(maxclients: usize) {
+    let want = (maxclients as u64).saturating_add(RESERVED_FDS);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let soft = lim.rlim_cur as u64;
+    let hard = lim.rlim_max as u64;
+    if soft >= want {
+        return;
+    }
+    let target = want.min(hard);
+    if target > soft {
+        let new = libc::rlimit {
+            rlim_cur: target as libc::rlim_t,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            tracing::info!(
+                from = soft,
+                to = target,
+                "raised the open files limit (RLIMIT_NOFILE)"
+            );
+        } else {
+            tracing::warn!(soft, hard, "could not raise the open files limit");
         }
     }
+    if target < want {
+        tracing::warn!(
+            open_files_limit = target,
+            maxclients,
+            "the hard open files limit is below maxclients + 32: accepts will fail with EMFILE \
+             (and back off) before maxclients is reached; raise it with ulimit -n or LimitNOFILE"
+        );
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    // Install the handlers before binding, so a signal that arrives as soon as the server
+    // says it is ready is already ours (not the default action, which kills the process).
+    let shutdown = shutdown_signal()?;
+    let listening = Listening::bind(config).await?;
+    listening.serve(shutdown).await
+}
+
+/// Installs SIGTERM and SIGINT handlers now; the returned future completes on the first one.
+///
+/// # Errors
+/// When a handler cannot be installed.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = int.recv() => tracing::info!("received SIGINT"),
+        }
+    })
 }

@@ -131,7 +131,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], relative: bool, seconds: bo
         };
         let refused = (flags.nx && current.is_some())
             || (flags.xx && current.is_none())
-            || (flags.gt && current.map_or(true, |c| when <= c))
+            || (flags.gt && !matches!(current, Some(c) if when > c))
             || (flags.lt && current.is_some_and(|c| when >= c));
         if refused {
             return false;
@@ -182,7 +182,9 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, absolute: bool) -> CmdRe
             if ms {
                 t
             } else {
-                (t + 500) / 1000
+                // Redis's `(ttl+500)/1000` overflows for a PXAT near i64::MAX, and its build
+                // answers the mathematically exact value: so do we.
+                ((i128::from(t) + 500) / 1000) as i64
             }
         }
     };

@@ -902,6 +902,15 @@ impl CommandStats {
         self.entries.get(index)
     }
 
+    /// Every request seen by the table's commands (calls plus rejected calls): Redis's
+    /// `total_commands_processed`, summed at read time so the hot path bumps no global counter.
+    pub fn total_processed(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|c| c.calls.load(Ordering::Relaxed) + c.rejected.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Total errors of the command at `index`: failed plus rejected calls.
     pub fn errors(&self, index: usize) -> u64 {
         self.get(index).map_or(0, |c| {
@@ -927,8 +936,8 @@ pub fn execute(
     let Some(name) = args.first() else {
         return Flow::Continue;
     };
-    shared.commands_processed.fetch_add(1, Ordering::Relaxed);
     let Some(found) = shared.commands.get(name) else {
+        shared.unknown_commands.fetch_add(1, Ordering::Relaxed);
         reply::error(out, unknown_command(args).as_bytes());
         return Flow::Continue;
     };

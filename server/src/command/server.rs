@@ -232,7 +232,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if args.len() < 4 {
             return Err(arity("set"));
         }
-        if args.len() % 2 != 0 {
+        if args.len() & 1 == 1 {
             return Err(CmdError::SYNTAX);
         }
         let params = config_params(ctx);

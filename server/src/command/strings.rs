@@ -303,7 +303,7 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// The keys and copied values of `MSET`/`MSETNX`, checking Redis's pairing rule.
 fn pairs(args: &[Bytes], name: &str) -> Result<Vec<Bytes>, CmdError> {
-    if args.len() % 2 == 0 {
+    if args.len() & 1 == 0 {
         return Err(CmdError::msg(format!(
             "ERR wrong number of arguments for '{name}' command"
         )));

@@ -182,10 +182,9 @@ impl Kind {
                 })
                 .expect("valid shard count"),
             )),
-            Kind::StdMutex => Box::new(StdMutexMap(Mutex::new(AHashMap::with_capacity_and_hasher(
-                cap,
-                hasher(),
-            )))),
+            Kind::StdMutex => Box::new(StdMutexMap(Mutex::new(
+                AHashMap::with_capacity_and_hasher(cap, hasher()),
+            ))),
             Kind::StdRwLock => Box::new(StdRwLockMap(RwLock::new(
                 AHashMap::with_capacity_and_hasher(cap, hasher()),
             ))),
