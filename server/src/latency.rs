@@ -68,6 +68,14 @@ impl LatencyHistogram {
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
+    /// Zeroes every bucket (`CONFIG RESETSTAT`).
+    pub fn reset(&self) {
+        for b in self.buckets.iter() {
+            b.store(0, Ordering::Relaxed);
+        }
+        self.sum_ns.store(0, Ordering::Relaxed);
+    }
+
     /// A consistent-enough copy for reporting.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {

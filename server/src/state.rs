@@ -191,6 +191,24 @@ impl Shared {
         })
     }
 
+    /// `CONFIG RESETSTAT`: zeroes the statistics Redis resets (command stats, keyspace hits
+    /// and misses, expired and evicted keys, connection and network counters) plus the shard
+    /// lock statistics and hot-key samples. Prometheus sees a counter reset, which `rate()`
+    /// handles.
+    pub fn reset_stats(&self) {
+        self.command_stats.reset();
+        self.store.reset_stats();
+        for c in [
+            &self.unknown_commands,
+            &self.connections_total,
+            &self.rejected_connections,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Seconds since start.
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()

@@ -158,7 +158,7 @@ impl Store {
                 let it = &items[i];
                 let db = it.db as usize;
                 data.tables[db]
-                    .find(it.hash, |e| e.key == it.key)
+                    .find(it.hash, |e| e.hash == it.hash && e.key == it.key)
                     .filter(|e| e.expires_at_ms == it.at)
                     .map(|e| (e, db))
             };

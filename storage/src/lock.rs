@@ -69,6 +69,15 @@ impl ModeCounters {
         self.buckets[bucket_index(ns)].fetch_add(1, Relaxed);
     }
 
+    fn reset(&self) {
+        self.acquisitions.store(0, Relaxed);
+        self.contended.store(0, Relaxed);
+        self.wait_ns.store(0, Relaxed);
+        for b in &self.buckets {
+            b.store(0, Relaxed);
+        }
+    }
+
     fn snapshot(&self) -> LockModeStats {
         LockModeStats {
             acquisitions: self.acquisitions.load(Relaxed),
@@ -229,6 +238,13 @@ impl<T> InstrumentedRwLock<T> {
     /// Snapshot of the exclusive-mode counters.
     pub fn write_stats(&self) -> LockModeStats {
         self.write_counters.snapshot()
+    }
+
+    /// Zeroes both modes' counters (`CONFIG RESETSTAT`). Acquisitions racing with the reset
+    /// may land on either side of it.
+    pub fn reset_stats(&self) {
+        self.read_counters.reset();
+        self.write_counters.reset();
     }
 }
 

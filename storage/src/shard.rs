@@ -159,7 +159,7 @@ pub(crate) struct ShardMut<'a> {
 impl ShardMut<'_> {
     #[inline]
     pub(crate) fn find(&self, db: usize, hash: u64, key: &[u8]) -> Option<&Entry> {
-        self.data.tables[db].find(hash, |e| e.key == key)
+        self.data.tables[db].find(hash, |e| e.hash == hash && e.key == key)
     }
 
     fn add_mem(&mut self, db: usize, n: u64) {
@@ -222,7 +222,7 @@ impl ShardMut<'_> {
         let mut items = std::mem::take(expiry).into_vec();
         items.retain(|it| {
             tables[it.db as usize]
-                .find(it.hash, |e| e.key == it.key)
+                .find(it.hash, |e| e.hash == it.hash && e.key == it.key)
                 .is_some_and(|e| e.expires_at_ms == it.at)
         });
         items.sort_unstable_by_key(|a| (a.db, a.hash, a.at));
@@ -267,7 +267,7 @@ impl ShardMut<'_> {
         pred: impl FnOnce(&Entry) -> bool,
     ) -> Option<Entry> {
         let occ = self.data.tables[db]
-            .find_entry(hash, |e| e.key == key)
+            .find_entry(hash, |e| e.hash == hash && e.key == key)
             .ok()?;
         if !pred(occ.get()) {
             return None;
@@ -283,6 +283,11 @@ impl ShardMut<'_> {
     /// Removes the entry if it has expired (lazy expiry on the write path). Reads the clock
     /// only if the entry has a TTL.
     pub(crate) fn remove_if_expired(&mut self, db: usize, hash: u64, key: &[u8]) {
+        // No key of this shard has a TTL (the common cache-without-TTL case): nothing can be
+        // expired, so skip the extra probe.
+        if self.data.next_expiry == u64::MAX {
+            return;
+        }
         let due = match self.find(db, hash, key) {
             Some(e) if e.expires_at_ms != 0 => e.expires_at_ms <= self.store.now_ms(),
             _ => false,
@@ -310,7 +315,7 @@ impl ShardMut<'_> {
         let lfu = self.store.policy().is_lfu();
         let coarse = self.store.coarse_now();
         let k = key.as_slice();
-        match self.data.tables[db].find_mut(hash, |e| e.key == k) {
+        match self.data.tables[db].find_mut(hash, |e| e.hash == hash && e.key == k) {
             Some(e) => {
                 let old_mem = entry_memory(e.key.len(), e.value.len());
                 let new_mem = entry_memory(e.key.len(), value.len());
@@ -355,7 +360,7 @@ impl ShardMut<'_> {
         if new_at != 0 && new_at <= self.store.now_ms() {
             return self.remove_if(db, hash, key, |_| true).is_some();
         }
-        let Some(e) = self.data.tables[db].find_mut(hash, |e| e.key == key) else {
+        let Some(e) = self.data.tables[db].find_mut(hash, |e| e.hash == hash && e.key == key) else {
             return false;
         };
         let old_at = e.expires_at_ms;
@@ -411,7 +416,7 @@ impl ShardMut<'_> {
         let ShardData { tables, expiry, .. } = &mut *self.data;
         while let Some(it) = expiry.peek() {
             let valid = tables[it.db as usize]
-                .find(it.hash, |e| e.key == it.key)
+                .find(it.hash, |e| e.hash == it.hash && e.key == it.key)
                 .is_some_and(|e| e.expires_at_ms == it.at);
             if valid {
                 break;

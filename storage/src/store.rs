@@ -291,7 +291,7 @@ impl Store {
         let shard = &self.shards[idx];
         let (guard, prev) = shard.lock.read_sampled();
         let found = guard.tables[db]
-            .find(hash, |e| e.key == key)
+            .find(hash, |e| e.hash == hash && e.key == key)
             .filter(|e| self.live(e));
         if lookup {
             let c = &shard.counters;
@@ -866,6 +866,20 @@ impl Store {
         }
     }
 
+    /// Zeroes the statistics (`CONFIG RESETSTAT`): keyspace hits, misses, expired and
+    /// evicted counts, every shard's lock counters and wait histograms, and the hot-key
+    /// samples. The keyspace itself, key counts and memory accounting are untouched.
+    pub fn reset_stats(&self) {
+        for s in self.shards.iter() {
+            s.counters.hits.store(0, Relaxed);
+            s.counters.misses.store(0, Relaxed);
+            s.counters.expired.store(0, Relaxed);
+            s.counters.evicted.store(0, Relaxed);
+            s.lock.reset_stats();
+            *s.hot.lock() = Default::default();
+        }
+    }
+
     /// Keyspace counters summed over shards.
     pub fn stats(&self) -> StoreStats {
         let mut st = StoreStats::default();
@@ -1030,7 +1044,7 @@ impl MultiRead<'_> {
         let (s, g) = &self.guards[self.pos[i]];
         let key = self.keys[i];
         let found = g.tables[self.db]
-            .find(self.hashes[i], |e| e.key == key)
+            .find(self.hashes[i], |e| e.hash == self.hashes[i] && e.key == key)
             .filter(|e| self.store.live(e));
         let c = &self.store.shards[*s].counters;
         match found {

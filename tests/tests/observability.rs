@@ -256,3 +256,19 @@ fn real_prometheus_scrapes_per_shard_series() {
     let _ = std::fs::remove_dir_all(&dir);
     panic!("Prometheus never returned per-shard series: {last}");
 }
+
+#[test]
+fn config_resetstat_zeroes_the_statistics() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    roundtrip(&mut c, b"SET a 1\r\nGET a\r\nGET b\r\n", 3);
+    assert!(info(&s, "commandstats").contains("cmdstat_get:calls=2,"));
+    assert_eq!(roundtrip(&mut c, b"CONFIG RESETSTAT\r\n", 1)[0], b"+OK\r\n");
+    let stats = info(&s, "stats");
+    assert!(stats.contains("keyspace_hits:0\r\n") && stats.contains("keyspace_misses:0\r\n"), "{stats}");
+    let cmd = info(&s, "commandstats");
+    assert!(!cmd.contains("cmdstat_get:"), "{cmd}");
+    let cont = info(&s, "contention");
+    assert!(cont.contains("write_acquisitions:0\r\n"), "{cont}");
+    assert_eq!(roundtrip(&mut c, b"GET a\r\n", 1)[0], b"$1\r\n1\r\n", "data is kept");
+}

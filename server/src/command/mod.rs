@@ -911,6 +911,16 @@ impl CommandStats {
             .sum()
     }
 
+    /// Zeroes every command's counters and latency histogram (`CONFIG RESETSTAT`).
+    pub fn reset(&self) {
+        for c in self.entries.iter() {
+            c.calls.store(0, Ordering::Relaxed);
+            c.failed.store(0, Ordering::Relaxed);
+            c.rejected.store(0, Ordering::Relaxed);
+            c.duration.reset();
+        }
+    }
+
     /// Total errors of the command at `index`: failed plus rejected calls.
     pub fn errors(&self, index: usize) -> u64 {
         self.get(index).map_or(0, |c| {

@@ -269,6 +269,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if args.len() != 2 {
             return Err(arity("resetstat"));
         }
+        ctx.shared.reset_stats();
         ctx.ok()
     } else if eq_ic(sub, "rewrite") {
         if args.len() != 2 {

@@ -712,3 +712,27 @@ fn shard_stats_show_contention() {
     let hist: u64 = st.write.wait_buckets.iter().sum();
     assert_eq!(hist, st.write.contended);
 }
+
+#[test]
+fn reset_stats_zeroes_counters_but_keeps_data() {
+    let s = store(4);
+    for i in 0..300 {
+        s.set(0, b(&format!("k{i}")), b("v"), Expiry::Persist);
+        assert!(s.get(0, format!("k{i}").as_bytes()).is_some());
+    }
+    assert!(s.get(0, b"missing").is_none());
+    let before = s.stats();
+    assert_eq!((before.hits, before.misses), (300, 1));
+    s.reset_stats();
+    let after = s.stats();
+    assert_eq!((after.hits, after.misses, after.expired, after.evicted), (0, 0, 0, 0));
+    assert_eq!(after.keys, 300);
+    assert_eq!(after.used_memory, before.used_memory);
+    for i in 0..4 {
+        let st = s.shard_stats(i);
+        assert_eq!(st.read.acquisitions + st.write.acquisitions, 0);
+        assert!(st.read.wait_buckets.iter().all(|&n| n == 0));
+    }
+    assert!(s.hot_keys(10).is_empty());
+    assert_eq!(s.dbsize(0), 300);
+}
