@@ -66,6 +66,21 @@ pub struct ClientState {
     pub authenticated: bool,
 }
 
+impl ClientState {
+    /// A fresh connection's state: database 0, RESP2, no name; authenticated when no password
+    /// is set. Also what tests and the `command` fuzz target run commands as.
+    pub fn new(id: u64, peer: SocketAddr, shared: &Shared) -> ClientState {
+        ClientState {
+            id,
+            peer,
+            db: 0,
+            version: Version::Resp2,
+            name: None,
+            authenticated: !shared.auth.required(),
+        }
+    }
+}
+
 /// A connection task's resources.
 pub struct Connection {
     stream: TcpStream,
@@ -77,18 +92,11 @@ impl Connection {
     /// Wraps an accepted socket.
     pub fn new(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Connection {
         let id = shared.new_client_id();
-        let authenticated = !shared.auth.required();
+        let state = ClientState::new(id, peer, &shared);
         Connection {
             stream,
             shared,
-            state: ClientState {
-                id,
-                peer,
-                db: 0,
-                version: Version::Resp2,
-                name: None,
-                authenticated,
-            },
+            state,
         }
     }
 
