@@ -385,7 +385,7 @@ impl Config {
                 "is below the minimum of 1mb",
             ));
         }
-        if self.rename_command.len() % 2 != 0 {
+        if !self.rename_command.chunks_exact(2).remainder().is_empty() {
             return Err(ConfigError::new(
                 "rename-command",
                 "takes two values: NAME NEWNAME",

@@ -213,8 +213,19 @@ impl Server {
         None
     }
 
-    /// Every log line the server wrote so far.
+    /// Every log line the server wrote so far. Once the process has exited, waits (briefly)
+    /// for the pipes to be read to their end, so the last lines are not missed.
     pub fn log(&mut self) -> Vec<String> {
+        let exited = matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))));
+        if exited {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Ok(l) = self
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                self.lines.push(l);
+            }
+        }
         self.drain_log();
         self.lines.clone()
     }

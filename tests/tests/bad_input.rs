@@ -87,7 +87,7 @@ fn oversized_inline_request() {
     let s = Server::start(&[]);
     for input in [vec![b'a'; 70 * 1024], {
         let mut v = b"*1\r\n$".to_vec();
-        v.extend(std::iter::repeat(b'1').take(70 * 1024));
+        v.extend_from_slice(&[b'1'; 70 * 1024]);
         v
     }] {
         let ours = exchange_keep_open(s.port(), &input, T);

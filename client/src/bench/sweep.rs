@@ -68,6 +68,10 @@ pub struct SweepConfig {
     /// Also run the grid against `redis-server` and add a ratio column.
     #[arg(long)]
     pub compare_redis: bool,
+    /// Rounds per grid point; every server runs each round back to back and
+    /// the median-throughput round is reported.
+    #[arg(long, default_value_t = 1)]
+    pub reps: usize,
     /// Extra argument for the shardcache server (repeatable), e.g.
     /// `--server-arg=--maxmemory --server-arg=1gb`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
@@ -257,8 +261,27 @@ impl Server {
     }
 }
 
+/// One server under test: redis or shardcache at one shard count.
+struct Target {
+    /// `redis` or `shards-N` (progress lines and `info/` file names).
+    label: String,
+    /// Shard count (0 for redis).
+    shards: usize,
+    /// Loopback port.
+    port: u16,
+    /// The process.
+    server: Server,
+}
+
 /// Runs the whole sweep and writes DIR/results.csv, DIR/results.md,
-/// DIR/throughput.svg, DIR/p99.svg, server logs and per-point `INFO` dumps.
+/// DIR/throughput.svg, DIR/p99.svg, DIR/contention.svg, server logs and per-point
+/// `INFO` dumps.
+///
+/// Every server (redis, and shardcache at each shard count) is started and
+/// prefilled first; then each grid point runs against every server back to back,
+/// `--reps` rounds, and the median-throughput round is kept. Machine noise (other
+/// processes, CPU frequency) thus hits all servers of a grid point alike: compare
+/// within a grid point, not across.
 ///
 /// # Errors
 /// Output directory problems, a server that does not start, a run that fails.
@@ -266,11 +289,76 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(cfg.out.join("info"))
         .with_context(|| format!("creating {}", cfg.out.display()))?;
     let points = grid(cfg);
-    let total = points.len() * (cfg.shards.len() + usize::from(cfg.compare_redis));
-    let mut done = 0;
-    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    let started = start_targets(cfg, &mut targets).await;
+    let res = match started {
+        Ok(()) => run_grid(cfg, &points, &targets).await,
+        Err(e) => Err(e),
+    };
+    for t in &mut targets {
+        t.server.stop().await;
+    }
+    let results = res?;
 
-    let mut redis_results = Vec::new();
+    let redis_at = |i: usize| -> Option<f64> {
+        targets
+            .iter()
+            .position(|t| t.shards == 0)
+            .map(|ti| results[ti][i].0.ops_per_sec)
+    };
+    let mut rows = Vec::new();
+    // shardcache rows first (by shard count), redis last.
+    for (ti, t) in targets.iter().enumerate() {
+        if t.shards == 0 {
+            continue;
+        }
+        for (i, (report, contention)) in results[ti].iter().enumerate() {
+            let (connections, read_ratio, distribution) = points[i];
+            rows.push(SweepRow {
+                server: "shardcache".into(),
+                shards: t.shards,
+                connections,
+                read_ratio,
+                distribution,
+                redis_ops_per_sec: redis_at(i),
+                report: report.clone(),
+                contention: *contention,
+            });
+        }
+    }
+    if let Some(ti) = targets.iter().position(|t| t.shards == 0) {
+        for (i, (report, _)) in results[ti].iter().enumerate() {
+            let (connections, read_ratio, distribution) = points[i];
+            rows.push(SweepRow {
+                server: "redis".into(),
+                shards: 0,
+                connections,
+                read_ratio,
+                distribution,
+                report: report.clone(),
+                redis_ops_per_sec: None,
+                contention: None,
+            });
+        }
+    }
+
+    std::fs::write(cfg.out.join("results.csv"), results_csv(&rows))?;
+    std::fs::write(
+        cfg.out.join("results.md"),
+        results_md(&rows, cfg.compare_redis),
+    )?;
+    super::plot::plot_all(&rows, &cfg.out)?;
+    eprintln!(
+        "wrote {}/results.csv, results.md, throughput.svg, p99.svg, contention.svg",
+        cfg.out.display()
+    );
+    Ok(())
+}
+
+/// Starts redis (with `--compare-redis`) and shardcache at every shard count,
+/// pushing each into `targets` as soon as it runs (so the caller stops them
+/// all, even after a failure), and prefills each.
+async fn start_targets(cfg: &SweepConfig, targets: &mut Vec<Target>) -> anyhow::Result<()> {
     if cfg.compare_redis {
         let port = free_port()?;
         let args: Vec<String> = [
@@ -284,13 +372,14 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let mut server =
-            Server::start(&cfg.redis_bin, &args, port, &cfg.out.join("redis.log")).await?;
-        let res = run_points(cfg, &points, port, "redis", &mut done, total).await;
-        server.stop().await;
-        redis_results = res?.into_iter().map(|(r, _)| r).collect();
+        let server = Server::start(&cfg.redis_bin, &args, port, &cfg.out.join("redis.log")).await?;
+        targets.push(Target {
+            label: "redis".into(),
+            shards: 0,
+            port,
+            server,
+        });
     }
-
     for &shards in &cfg.shards {
         let port = free_port()?;
         let mut args: Vec<String> = vec![
@@ -303,56 +392,32 @@ pub async fn sweep(cfg: &SweepConfig) -> anyhow::Result<()> {
         ];
         args.extend(cfg.server_args.iter().cloned());
         let log = cfg.out.join(format!("server-shards-{shards}.log"));
-        let mut server = Server::start(&cfg.server_bin, &args, port, &log).await?;
-        let res = run_points(
-            cfg,
-            &points,
+        let server = Server::start(&cfg.server_bin, &args, port, &log).await?;
+        targets.push(Target {
+            label: format!("shards-{shards}"),
+            shards,
             port,
-            &format!("shards-{shards}"),
-            &mut done,
-            total,
-        )
-        .await;
-        server.stop().await;
-        for (i, (report, contention)) in res?.into_iter().enumerate() {
-            let (connections, read_ratio, distribution) = points[i];
-            rows.push(SweepRow {
-                server: "shardcache".into(),
-                shards,
-                connections,
-                read_ratio,
-                distribution,
-                redis_ops_per_sec: redis_results.get(i).map(|r: &Report| r.ops_per_sec),
-                report,
-                contention,
-            });
-        }
-    }
-    for (i, report) in redis_results.into_iter().enumerate() {
-        let (connections, read_ratio, distribution) = points[i];
-        rows.push(SweepRow {
-            server: "redis".into(),
-            shards: 0,
-            connections,
-            read_ratio,
-            distribution,
-            report,
-            redis_ops_per_sec: None,
-            contention: None,
+            server,
         });
     }
-
-    std::fs::write(cfg.out.join("results.csv"), results_csv(&rows))?;
-    std::fs::write(
-        cfg.out.join("results.md"),
-        results_md(&rows, cfg.compare_redis),
-    )?;
-    super::plot::plot_all(&rows, &cfg.out)?;
-    eprintln!(
-        "wrote {}/results.csv, results.md, throughput.svg, p99.svg",
-        cfg.out.display()
-    );
+    for t in targets.iter() {
+        runner::prefill(&base_config(cfg, t.port)).await?;
+    }
     Ok(())
+}
+
+/// The run parameters shared by every grid point.
+fn base_config(cfg: &SweepConfig, port: u16) -> RunConfig {
+    let mut base = RunConfig::new("127.0.0.1", port);
+    base.duration = cfg.duration;
+    base.warmup = cfg.warmup;
+    base.keys = cfg.keys;
+    base.value_size = cfg.value_size;
+    base.pipeline = cfg.pipeline;
+    base.zipf_theta = cfg.zipf_theta;
+    base.hot_keys = cfg.hot_keys;
+    base.hot_share = cfg.hot_share;
+    base
 }
 
 /// `(connections, read_ratio, distribution)` for every grid point.
@@ -368,62 +433,81 @@ fn grid(cfg: &SweepConfig) -> Vec<(usize, f64, Distribution)> {
     out
 }
 
-/// Prefills, then runs every grid point against `127.0.0.1:port`, saving
-/// `INFO` after each point (lock-contention counters live there).
-async fn run_points(
+/// Runs every grid point against every target, `--reps` interleaved rounds,
+/// keeping the median-throughput round; saves `INFO` after each run.
+/// `result[target][point]`.
+async fn run_grid(
     cfg: &SweepConfig,
     points: &[(usize, f64, Distribution)],
-    port: u16,
-    label: &str,
-    done: &mut usize,
-    total: usize,
-) -> anyhow::Result<Vec<(Report, Option<Contention>)>> {
-    let mut base = RunConfig::new("127.0.0.1", port);
-    base.duration = cfg.duration;
-    base.warmup = cfg.warmup;
-    base.keys = cfg.keys;
-    base.value_size = cfg.value_size;
-    base.pipeline = cfg.pipeline;
-    base.zipf_theta = cfg.zipf_theta;
-    base.hot_keys = cfg.hot_keys;
-    base.hot_share = cfg.hot_share;
-    runner::prefill(&base).await?;
-    let mut out = Vec::with_capacity(points.len());
+    targets: &[Target],
+) -> anyhow::Result<Vec<Vec<(Report, Option<Contention>)>>> {
+    let reps = cfg.reps.max(1);
+    let total = points.len() * targets.len() * reps;
+    let mut done = 0;
+    let mut out: Vec<Vec<(Report, Option<Contention>)>> =
+        targets.iter().map(|_| Vec::new()).collect();
     for &(connections, read_ratio, distribution) in points {
-        let mut rc = base.clone();
-        rc.connections = connections;
-        rc.read_ratio = read_ratio;
-        rc.distribution = distribution;
-        *done += 1;
-        eprintln!("[{done}/{total}] {label} c={connections} rr={read_ratio} {distribution}");
-        let before = contention_totals(&rc.addr()).await;
-        let report = runner::run(&rc, false).await?;
-        let contention = match (before, contention_totals(&rc.addr()).await) {
-            (Some(b), Some(a)) => Some(a.since(&b)),
-            _ => None,
-        };
-        eprintln!(
-            "    {:.0} ops/s  p99 {:.1} us  errors {}{}",
-            report.ops_per_sec,
-            report.latency_us.p99,
-            report.errors,
-            contention
-                .map(|c| format!(
-                    "  contended read {:.3}% write {:.3}%",
-                    c.read_contended_pct(),
-                    c.write_contended_pct()
-                ))
-                .unwrap_or_default()
-        );
-        if let Ok(mut c) = Client::connect(rc.addr()).await {
-            if let Ok(info) = c.info(None).await {
-                let name = format!("{label}-c{connections}-rr{read_ratio}-{distribution}.txt");
-                let _ = std::fs::write(cfg.out.join("info").join(name), info);
+        let mut runs: Vec<Vec<(Report, Option<Contention>)>> =
+            targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..reps {
+            for (ti, t) in targets.iter().enumerate() {
+                let mut rc = base_config(cfg, t.port);
+                rc.connections = connections;
+                rc.read_ratio = read_ratio;
+                rc.distribution = distribution;
+                done += 1;
+                eprintln!(
+                    "[{done}/{total}] {} c={connections} rr={read_ratio} {distribution}",
+                    t.label
+                );
+                let r = run_point(cfg, &rc, &t.label).await?;
+                runs[ti].push(r);
             }
         }
-        out.push((report, contention));
+        for (ti, mut rs) in runs.into_iter().enumerate() {
+            rs.sort_by(|a, b| a.0.ops_per_sec.total_cmp(&b.0.ops_per_sec));
+            let median = rs.swap_remove(rs.len() / 2);
+            out[ti].push(median);
+        }
     }
     Ok(out)
+}
+
+/// One run: contention totals before and after, the run, the `INFO` dump.
+async fn run_point(
+    cfg: &SweepConfig,
+    rc: &RunConfig,
+    label: &str,
+) -> anyhow::Result<(Report, Option<Contention>)> {
+    let before = contention_totals(&rc.addr()).await;
+    let report = runner::run(rc, false).await?;
+    let contention = match (before, contention_totals(&rc.addr()).await) {
+        (Some(b), Some(a)) => Some(a.since(&b)),
+        _ => None,
+    };
+    eprintln!(
+        "    {:.0} ops/s  p99 {:.1} us  errors {}{}",
+        report.ops_per_sec,
+        report.latency_us.p99,
+        report.errors,
+        contention
+            .map(|c| format!(
+                "  contended read {:.3}% write {:.3}%",
+                c.read_contended_pct(),
+                c.write_contended_pct()
+            ))
+            .unwrap_or_default()
+    );
+    if let Ok(mut c) = Client::connect(rc.addr()).await {
+        if let Ok(info) = c.info(None).await {
+            let name = format!(
+                "{label}-c{}-rr{}-{}.txt",
+                rc.connections, rc.read_ratio, rc.distribution
+            );
+            let _ = std::fs::write(cfg.out.join("info").join(name), info);
+        }
+    }
+    Ok((report, contention))
 }
 
 /// CSV with one line per (server, grid point).

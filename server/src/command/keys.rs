@@ -27,12 +27,25 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.int(n as i64)
 }
 
-/// `EXISTS key [key ...]`: a key named twice counts twice, as in Redis.
+/// `EXISTS key [key ...]`: a key named twice counts twice, as in Redis. Like Redis's
+/// `LOOKUP_NOTOUCH`, it does not refresh the keys' LRU/LFU data.
 pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    count_existing(ctx, &args[1..], false)
+}
+
+/// How many of `keys` exist; with `touch`, each found key's LRU/LFU data is refreshed.
+fn count_existing(ctx: &mut Ctx<'_>, keys: &[Bytes], touch: bool) -> CmdResult {
     let db = ctx.client.db;
-    let n = args[1..]
+    let store = &ctx.shared.store;
+    let n = keys
         .iter()
-        .filter(|k| ctx.shared.store.read(db, k, |e| e.is_some()))
+        .filter(|k| {
+            if touch {
+                store.read(db, k, |e| e.is_some())
+            } else {
+                store.peek(db, k, |e| e.is_some())
+            }
+        })
         .count();
     ctx.int(n as i64)
 }
@@ -44,12 +57,7 @@ pub fn unlink(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// `TOUCH key [key ...]`: the number of existing keys, each touched for LRU/LFU.
 pub fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let db = ctx.client.db;
-    let n = args[1..]
-        .iter()
-        .filter(|k| ctx.shared.store.read(db, k, |e| e.is_some()))
-        .count();
-    ctx.int(n as i64)
+    count_existing(ctx, &args[1..], true)
 }
 
 /// `TYPE key`: `string` or `none` (shardcache stores strings only).
