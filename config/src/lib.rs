@@ -264,7 +264,11 @@ pub struct Config {
 
     /// Bound the per-shard metric series to the K most contended shards (0: every shard).
     /// Totals over all shards are always exported. Useful above a few thousand shards.
-    #[arg(long = "metrics-top-shards", env = "SHARDCACHE_METRICS_TOP_SHARDS", default_value_t = 0)]
+    #[arg(
+        long = "metrics-top-shards",
+        env = "SHARDCACHE_METRICS_TOP_SHARDS",
+        default_value_t = 0
+    )]
     pub metrics_top_shards: usize,
 
     /// Count shard lock acquisitions and time contended waits (the contention metrics,
@@ -298,12 +302,20 @@ pub struct Config {
     /// Largest reply a client may have pending (units: 32mb). A command whose reply exceeds it
     /// (KEYS or MGET over huge data) closes the connection with a warning in the log. A single
     /// bulk string (one value, at most --proto-max-bulk-len) is always sent.
-    #[arg(long = "client-output-buffer-limit", env = "SHARDCACHE_CLIENT_OUTPUT_BUFFER_LIMIT", default_value = "32mb")]
+    #[arg(
+        long = "client-output-buffer-limit",
+        env = "SHARDCACHE_CLIENT_OUTPUT_BUFFER_LIMIT",
+        default_value = "32mb"
+    )]
     pub client_output_buffer_limit: ByteSize,
 
     /// Most unparsed input buffered for one client (units: 1gb, as Redis). Above it the
     /// connection is closed and a warning logged.
-    #[arg(long = "client-query-buffer-limit", env = "SHARDCACHE_CLIENT_QUERY_BUFFER_LIMIT", default_value = "1gb")]
+    #[arg(
+        long = "client-query-buffer-limit",
+        env = "SHARDCACHE_CLIENT_QUERY_BUFFER_LIMIT",
+        default_value = "1gb"
+    )]
     pub client_query_buffer_limit: ByteSize,
 
     /// Close a client after this many seconds without a complete read or a finished write

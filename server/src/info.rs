@@ -205,7 +205,9 @@ pub fn human_bytes(n: u64) -> String {
 fn commandstats(shared: &Shared, out: &mut String) -> bool {
     out.push_str("# Commandstats\r\n");
     for (i, spec) in COMMANDS.iter().enumerate() {
-        let Some(c) = shared.command_stats.get(i) else { continue };
+        let Some(c) = shared.command_stats.get(i) else {
+            continue;
+        };
         let calls = c.calls.load(Ordering::Relaxed);
         let rejected = c.rejected.load(Ordering::Relaxed);
         if calls == 0 && rejected == 0 {
@@ -227,7 +229,9 @@ fn commandstats(shared: &Shared, out: &mut String) -> bool {
 fn latencystats(shared: &Shared, out: &mut String) -> bool {
     out.push_str("# Latencystats\r\n");
     for (i, spec) in COMMANDS.iter().enumerate() {
-        let Some(c) = shared.command_stats.get(i) else { continue };
+        let Some(c) = shared.command_stats.get(i) else {
+            continue;
+        };
         if c.calls.load(Ordering::Relaxed) == 0 {
             continue;
         }
@@ -271,7 +275,11 @@ fn contention(shared: &Shared, out: &mut String) -> bool {
          write_acquisitions:{wa}\r\n\
          write_contended:{wc}\r\n\
          write_contended_pct:{:.4}\r\n",
-        if shared.config.lock_stats { "on" } else { "off" },
+        if shared.config.lock_stats {
+            "on"
+        } else {
+            "off"
+        },
         100.0 * share(rc, ra),
         100.0 * share(wc, wa),
     );
@@ -308,11 +316,7 @@ fn verdict(stats: &[shardcache_storage::ShardStats]) -> String {
             }
         })
         .collect();
-    let Some((worst, &top)) = shares
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-    else {
+    let Some((worst, &top)) = shares.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) else {
         return "no shards".into();
     };
     if top == 0.0 {
@@ -328,7 +332,11 @@ fn verdict(stats: &[shardcache_storage::ShardStats]) -> String {
         .max(s.read.wait_quantile_ns(0.99))
         .map_or(0.0, |v| v as f64 / 1000.0);
     let above = if median > 0.0 {
-        format!("{:.1}x the median shard ({})", top / median, percent(median))
+        format!(
+            "{:.1}x the median shard ({})",
+            top / median,
+            percent(median)
+        )
     } else {
         "the median shard saw none".into()
     };

@@ -79,7 +79,11 @@ impl LatencyHistogram {
     /// A consistent-enough copy for reporting.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            counts: self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+            counts: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
             sum_ns: self.sum_ns.load(Ordering::Relaxed),
         }
     }
@@ -139,7 +143,20 @@ mod tests {
 
     #[test]
     fn buckets_cover_values_within_an_eighth() {
-        for v in [0u64, 1, 7, 8, 9, 15, 16, 100, 1000, 12345, 1 << 30, (1 << 40) + 5] {
+        for v in [
+            0u64,
+            1,
+            7,
+            8,
+            9,
+            15,
+            16,
+            100,
+            1000,
+            12345,
+            1 << 30,
+            (1 << 40) + 5,
+        ] {
             let i = index(v);
             assert!(upper_bound(i) >= v, "{v} above its bucket's bound");
             if i > 0 {

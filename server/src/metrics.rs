@@ -274,7 +274,11 @@ fn render_shards(shared: &Shared, out: &mut String) {
     }
     out.push_str("# HELP shardcache_shard_keys Keys stored in a shard (all databases).\n# TYPE shardcache_shard_keys gauge\n");
     for &i in &detailed {
-        let _ = writeln!(out, "shardcache_shard_keys{{shard=\"{i}\"}} {}", stats[i].keys);
+        let _ = writeln!(
+            out,
+            "shardcache_shard_keys{{shard=\"{i}\"}} {}",
+            stats[i].keys
+        );
     }
     out.push_str("# HELP shardcache_shard_used_memory_bytes Memory accounted to a shard.\n# TYPE shardcache_shard_used_memory_bytes gauge\n");
     for &i in &detailed {
@@ -293,15 +297,28 @@ fn render_shards(shared: &Shared, out: &mut String) {
     }
     out.push_str("# HELP shardcache_lock_acquisitions_total Shard lock acquisitions, all shards, by mode.\n# TYPE shardcache_lock_acquisitions_total counter\n");
     for (m, st) in MODES.iter().zip(&totals) {
-        let _ = writeln!(out, "shardcache_lock_acquisitions_total{{mode=\"{m}\"}} {}", st.acquisitions);
+        let _ = writeln!(
+            out,
+            "shardcache_lock_acquisitions_total{{mode=\"{m}\"}} {}",
+            st.acquisitions
+        );
     }
     out.push_str("# HELP shardcache_lock_contended_total Contended shard lock acquisitions, all shards, by mode.\n# TYPE shardcache_lock_contended_total counter\n");
     for (m, st) in MODES.iter().zip(&totals) {
-        let _ = writeln!(out, "shardcache_lock_contended_total{{mode=\"{m}\"}} {}", st.contended);
+        let _ = writeln!(
+            out,
+            "shardcache_lock_contended_total{{mode=\"{m}\"}} {}",
+            st.contended
+        );
     }
     out.push_str("# HELP shardcache_lock_wait_seconds Wait of contended shard lock acquisitions, all shards.\n# TYPE shardcache_lock_wait_seconds histogram\n");
     for (m, st) in MODES.iter().zip(&totals) {
-        write_lock_histogram(out, "shardcache_lock_wait_seconds", &format!("mode=\"{m}\""), st);
+        write_lock_histogram(
+            out,
+            "shardcache_lock_wait_seconds",
+            &format!("mode=\"{m}\""),
+            st,
+        );
     }
     // The hottest shard's share of all acquisitions: the key-free signal of a hot key.
     let all: u64 = totals.iter().map(|t| t.acquisitions).sum();
@@ -310,7 +327,11 @@ fn render_shards(shared: &Shared, out: &mut String) {
         .map(|s| s.read.acquisitions + s.write.acquisitions)
         .max()
         .unwrap_or(0);
-    let share = if all == 0 { 0.0 } else { hottest as f64 / all as f64 };
+    let share = if all == 0 {
+        0.0
+    } else {
+        hottest as f64 / all as f64
+    };
     let _ = write!(
         out,
         "# HELP shardcache_hottest_shard_share Share of all lock acquisitions taken by the busiest shard (1/shards when even).\n# TYPE shardcache_hottest_shard_share gauge\nshardcache_hottest_shard_share {share}\n"
@@ -329,7 +350,11 @@ fn write_lock_histogram(out: &mut String, name: &str, labels: &str, st: &LockMod
     }
     let total: u64 = st.wait_buckets.iter().sum();
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", st.wait_ns_total as f64 / 1e9);
+    let _ = writeln!(
+        out,
+        "{name}_sum{{{labels}}} {}",
+        st.wait_ns_total as f64 / 1e9
+    );
     let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
 }
 
@@ -340,13 +365,18 @@ fn render_command_durations(shared: &Shared, out: &mut String) {
         .map(|s| (s * 1e9).round() as u64)
         .collect();
     for (i, spec) in COMMANDS.iter().enumerate() {
-        let Some(c) = shared.command_stats.get(i) else { continue };
+        let Some(c) = shared.command_stats.get(i) else {
+            continue;
+        };
         if c.calls.load(Ordering::Relaxed) == 0 {
             continue;
         }
         let snap = c.duration.snapshot();
         let total = snap.count();
-        for (bound, cum) in DURATION_BOUNDS_SECONDS.iter().zip(snap.cumulative(&bounds_ns)) {
+        for (bound, cum) in DURATION_BOUNDS_SECONDS
+            .iter()
+            .zip(snap.cumulative(&bounds_ns))
+        {
             let _ = writeln!(
                 out,
                 "shardcache_command_duration_seconds_bucket{{command=\"{}\",le=\"{bound}\"}} {cum}",
@@ -374,7 +404,9 @@ fn render_command_durations(shared: &Shared, out: &mut String) {
 
 /// The standard `process_*` series, from /proc (Linux).
 fn render_process(out: &mut String) {
-    let Some(p) = ProcessStats::read() else { return };
+    let Some(p) = ProcessStats::read() else {
+        return;
+    };
     let _ = write!(
         out,
         "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n\
@@ -481,7 +513,13 @@ async fn handle_http(
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         if head.len() > 16 * 1024 {
-            return respond(&mut socket, "431 Request Header Fields Too Large", "text/plain", b"").await;
+            return respond(
+                &mut socket,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                b"",
+            )
+            .await;
         }
         let n = socket.read(&mut buf).await?;
         if n == 0 {
@@ -506,7 +544,13 @@ async fn handle_http(
             .await
         }
         (b"GET", b"/") => {
-            respond(&mut socket, "200 OK", "text/plain", b"shardcache: metrics at /metrics\n").await
+            respond(
+                &mut socket,
+                "200 OK",
+                "text/plain",
+                b"shardcache: metrics at /metrics\n",
+            )
+            .await
         }
         (b"GET", _) => respond(&mut socket, "404 Not Found", "text/plain", b"not found\n").await,
         _ => respond(&mut socket, "405 Method Not Allowed", "text/plain", b"").await,

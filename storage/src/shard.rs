@@ -360,7 +360,8 @@ impl ShardMut<'_> {
         if new_at != 0 && new_at <= self.store.now_ms() {
             return self.remove_if(db, hash, key, |_| true).is_some();
         }
-        let Some(e) = self.data.tables[db].find_mut(hash, |e| e.hash == hash && e.key == key) else {
+        let Some(e) = self.data.tables[db].find_mut(hash, |e| e.hash == hash && e.key == key)
+        else {
             return false;
         };
         let old_at = e.expires_at_ms;

@@ -92,7 +92,12 @@ impl Server {
 
     /// Starts the server; `Err` with its output when it exits or does not become ready.
     pub fn try_start(extra: &[&str]) -> Result<Server, String> {
-        let mut args: Vec<String> = vec!["--port".into(), "0".into(), "--log-level".into(), "info".into()];
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            "0".into(),
+            "--log-level".into(),
+            "info".into(),
+        ];
         if !extra.contains(&"--metrics-addr") {
             args.extend(["--metrics-addr".into(), String::new()]);
         }

@@ -46,7 +46,11 @@ fn noauth_and_wrongpass_match_redis() {
     // The harness waits for PONG, which a password would prevent: set it once started.
     let redis = RedisServer::start(&[]);
     let mut c = TcpStream::connect(("127.0.0.1", redis.port())).expect("connect");
-    let r = roundtrip(&mut c, &resp_str(&["CONFIG", "SET", "requirepass", "s3cret"]), 1);
+    let r = roundtrip(
+        &mut c,
+        &resp_str(&["CONFIG", "SET", "requirepass", "s3cret"]),
+        1,
+    );
     assert_eq!(r[0], b"+OK\r\n");
     let ours = Server::start(&["--requirepass", "s3cret"]);
     assert_same(
@@ -109,7 +113,11 @@ fn auth_without_a_password_matches_redis() {
 fn hello_auth_authenticates_and_switches_protocol() {
     let s = Server::start(&["--requirepass", "pw"]);
     let mut c = s.connect();
-    let r = roundtrip(&mut c, &resp_str(&["HELLO", "3", "AUTH", "default", "pw"]), 1);
+    let r = roundtrip(
+        &mut c,
+        &resp_str(&["HELLO", "3", "AUTH", "default", "pw"]),
+        1,
+    );
     let text = String::from_utf8_lossy(&r[0]).into_owned();
     assert!(text.starts_with("%7\r\n"), "{text}");
     assert!(text.contains("$5\r\nproto\r\n:3\r\n"), "{text}");
@@ -173,11 +181,7 @@ fn config_set_requirepass() {
     assert_eq!(r[0], b"+OK\r\n");
     // The connection that set it stays authenticated, as in Redis.
     assert_eq!(roundtrip(&mut admin, b"PING\r\n", 1)[0], b"+PONG\r\n");
-    let r = roundtrip(
-        &mut admin,
-        &resp_str(&["CONFIG", "GET", "requirepass"]),
-        1,
-    );
+    let r = roundtrip(&mut admin, &resp_str(&["CONFIG", "GET", "requirepass"]), 1);
     assert_eq!(r[0], b"*2\r\n$11\r\nrequirepass\r\n$5\r\nnewpw\r\n");
     let mut c = s.connect();
     let r = roundtrip(&mut c, b"PING\r\nAUTH newpw\r\nPING\r\n", 3);
@@ -185,7 +189,11 @@ fn config_set_requirepass() {
     assert_eq!(r[1], b"+OK\r\n");
     assert_eq!(r[2], b"+PONG\r\n");
     // Clearing it lets new connections in without AUTH.
-    let r = roundtrip(&mut admin, &resp_str(&["CONFIG", "SET", "requirepass", ""]), 1);
+    let r = roundtrip(
+        &mut admin,
+        &resp_str(&["CONFIG", "SET", "requirepass", ""]),
+        1,
+    );
     assert_eq!(r[0], b"+OK\r\n");
     let mut c = s.connect();
     assert_eq!(roundtrip(&mut c, b"PING\r\n", 1)[0], b"+PONG\r\n");
@@ -200,12 +208,18 @@ fn requirepass_from_the_environment_is_hidden_in_help() {
         .expect("shardcache --help");
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--requirepass"), "{help}");
-    assert!(!help.contains("topsecret"), "the password leaked into --help");
+    assert!(
+        !help.contains("topsecret"),
+        "the password leaked into --help"
+    );
 }
 
 /// The first IPv4 address of this machine that is not loopback (e.g. a container's eth0).
 fn non_loopback_ipv4() -> Option<IpAddr> {
-    let out = Command::new("ip").args(["-4", "-o", "addr"]).output().ok()?;
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr"])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {

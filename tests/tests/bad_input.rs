@@ -151,7 +151,10 @@ fn random_bytes() {
         };
         input.splice(0..0, prefix.iter().copied());
         let (_, closed) = exchange(s.port(), &input, T);
-        assert!(closed, "case {i}: the server closes after the client half-closes");
+        assert!(
+            closed,
+            "case {i}: the server closes after the client half-closes"
+        );
         if i % 50 == 0 {
             assert_serves(&s);
         }
@@ -183,7 +186,10 @@ fn resets_mid_pipeline() {
     let s = Server::start(&[]);
     let mut c = s.connect();
     let big = vec![b'b'; 256 * 1024];
-    assert_eq!(roundtrip(&mut c, &resp(&[b"SET", b"big", &big]), 1)[0], b"+OK\r\n");
+    assert_eq!(
+        roundtrip(&mut c, &resp(&[b"SET", b"big", &big]), 1)[0],
+        b"+OK\r\n"
+    );
     for i in 0..50 {
         let mut pipe = Vec::new();
         for j in 0..500 {
@@ -195,7 +201,7 @@ fn resets_mid_pipeline() {
         let c = s.connect();
         set_linger_zero(&c);
         let _ = (&c).write_all(&pipe[..cut]);
-        if i % 2 == 0 {
+        if i & 1 == 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
         drop(c);

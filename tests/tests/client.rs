@@ -14,7 +14,9 @@ fn rt() -> tokio::runtime::Runtime {
 fn typed_round_trips() {
     let s = Server::start(&[]);
     rt().block_on(async {
-        let mut c = Client::connect(format!("127.0.0.1:{}", s.port())).await.unwrap();
+        let mut c = Client::connect(format!("127.0.0.1:{}", s.port()))
+            .await
+            .unwrap();
         c.ping().await.unwrap();
         c.set("k", "v").await.unwrap();
         assert_eq!(c.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
@@ -31,7 +33,9 @@ fn typed_round_trips() {
 fn pipeline_keeps_order_and_isolates_errors() {
     let s = Server::start(&[]);
     rt().block_on(async {
-        let mut c = Client::connect(format!("127.0.0.1:{}", s.port())).await.unwrap();
+        let mut c = Client::connect(format!("127.0.0.1:{}", s.port()))
+            .await
+            .unwrap();
         let mut p = c.pipeline();
         for i in 0..1000 {
             p.add(&["SET", &format!("k{i}"), &i.to_string()]);
@@ -40,7 +44,9 @@ fn pipeline_keeps_order_and_isolates_errors() {
         p.add(&["GET", "k999"]);
         let replies = p.execute().await.unwrap();
         assert_eq!(replies.len(), 1002);
-        assert!(replies[..1000].iter().all(|r| *r == Frame::Simple("OK".into())));
+        assert!(replies[..1000]
+            .iter()
+            .all(|r| *r == Frame::Simple("OK".into())));
         assert_eq!(
             replies[1000],
             Frame::Error("ERR wrong number of arguments for 'get' command".into())
@@ -63,7 +69,9 @@ fn resp3_and_database_selection() {
         let mut c = Client::connect_with(cfg).await.unwrap();
         c.set("in-db3", "x").await.unwrap();
         assert_eq!(c.get("nope").await.unwrap(), None);
-        let mut other = Client::connect(format!("127.0.0.1:{}", s.port())).await.unwrap();
+        let mut other = Client::connect(format!("127.0.0.1:{}", s.port()))
+            .await
+            .unwrap();
         assert_eq!(other.get("in-db3").await.unwrap(), None);
         assert_eq!(c.dbsize().await.unwrap(), 1);
     });

@@ -100,9 +100,15 @@ fn reply_over_output_limit_closes_the_client() {
     }
     // One value larger than the limit is still sent: it is one bulk string.
     let big = vec![b'y'; 3 * MIB as usize];
-    assert_eq!(roundtrip(&mut c, &resp(&[b"SET", b"big", &big]), 1)[0], b"+OK\r\n");
+    assert_eq!(
+        roundtrip(&mut c, &resp(&[b"SET", b"big", &big]), 1)[0],
+        b"+OK\r\n"
+    );
     let r = roundtrip(&mut c, &resp_str(&["GET", "big"]), 1);
-    assert_eq!(r[0].len(), big.len() + format!("${}\r\n\r\n", big.len()).len());
+    assert_eq!(
+        r[0].len(),
+        big.len() + format!("${}\r\n\r\n", big.len()).len()
+    );
     // An MGET of 2 MB: over the limit, the connection closes (earlier replies still arrive).
     let mut req = resp_str(&["PING"]);
     let mut mget = vec!["MGET"];
@@ -157,7 +163,10 @@ fn idle_and_half_sent_clients_time_out() {
     let (got, closed) = exchange_keep_open(s.port(), b"", T);
     assert!(got.is_empty() && closed, "idle client closed");
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
     // A half-sent request (slowloris) does not hold the connection past the timeout either.
     let start = Instant::now();
     let (got, closed) = exchange_keep_open(s.port(), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\nab", T);
@@ -213,7 +222,10 @@ fn emfile_backs_off_and_recovers() {
     // Connected clients are still served.
     assert_eq!(roundtrip(&mut first, b"PING\r\n", 1)[0], b"+PONG\r\n");
     assert!(s.log().iter().any(|l| l.contains("accept failed")));
-    eprintln!("held {} connections; {used} ticks in 2 s at EMFILE", held.len());
+    eprintln!(
+        "held {} connections; {used} ticks in 2 s at EMFILE",
+        held.len()
+    );
     drop(held);
     let t = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));

@@ -37,7 +37,7 @@ fn raise_nofile() -> u64 {
         }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 #[derive(Default)]
@@ -127,7 +127,7 @@ async fn client(id: usize, port: u16, stop: Arc<AtomicBool>, stats: Arc<Stats>) 
         }
         stats.ops.fetch_add(want.len() as u64, Ordering::Relaxed);
         round += 1;
-        if round % 4 == 0 {
+        if round & 3 == 0 {
             // Let others run; keeps 2,000 clients fair on a small machine.
             tokio::task::yield_now().await;
         }
@@ -197,12 +197,7 @@ fn two_thousand_connections_get_their_own_replies() {
         .expect("runtime");
     let mut tasks = Vec::new();
     for id in 0..conns {
-        tasks.push(rt.spawn(client(
-            id,
-            port,
-            Arc::clone(&stop),
-            Arc::clone(&stats),
-        )));
+        tasks.push(rt.spawn(client(id, port, Arc::clone(&stop), Arc::clone(&stats))));
     }
     let killer = {
         let stop = Arc::clone(&stop);
@@ -243,7 +238,10 @@ fn two_thousand_connections_get_their_own_replies() {
     );
     let errors = stats.errors.lock().map(|e| e.clone()).unwrap_or_default();
     assert_eq!(wrong, 0, "wrong replies: {errors:#?}");
-    assert!(ops > conns as u64 * 3, "every client completed rounds ({ops} replies)");
+    assert!(
+        ops > conns as u64 * 3,
+        "every client completed rounds ({ops} replies)"
+    );
 
     // No growth trend in the second half: its last quarter is not above its first quarter
     // by more than 10% + 16 MiB (allocator noise).
@@ -251,7 +249,11 @@ fn two_thousand_connections_get_their_own_replies() {
     let q = (half.len() / 4).max(1);
     let early = half[..q].iter().sum::<u64>() / q as u64;
     let late = half[half.len() - q..].iter().sum::<u64>() / q as u64;
-    eprintln!("second-half RSS: early {} MiB, late {} MiB", early >> 20, late >> 20);
+    eprintln!(
+        "second-half RSS: early {} MiB, late {} MiB",
+        early >> 20,
+        late >> 20
+    );
     assert!(
         late <= early + early / 10 + (16 << 20),
         "RSS grows: {} MiB -> {} MiB",
@@ -263,5 +265,9 @@ fn two_thousand_connections_get_their_own_replies() {
     let idle: Vec<TcpStream> = (0..100).map(|_| server.connect()).collect();
     let status = server.terminate(Duration::from_secs(15));
     drop(idle);
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit status {status:?}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status {status:?}"
+    );
 }

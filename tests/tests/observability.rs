@@ -12,12 +12,19 @@ use shardcache_tests::{free_port, read_replies, require, resp_str, roundtrip, Se
 fn http_get(port: u16, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read http");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
 }
 
 /// The value of one exact series line in an exposition.
@@ -45,14 +52,33 @@ fn metrics_endpoint_lists_every_shard_and_passes_promtool() {
     for shard in 0..8 {
         for mode in ["read", "write"] {
             let l = format!("{{shard=\"{shard}\",mode=\"{mode}\"}}");
-            assert!(series(&body, &format!("shardcache_shard_lock_acquisitions_total{l}")).is_some(), "{l}");
+            assert!(
+                series(
+                    &body,
+                    &format!("shardcache_shard_lock_acquisitions_total{l}")
+                )
+                .is_some(),
+                "{l}"
+            );
             assert!(series(&body, &format!("shardcache_shard_lock_contended_total{l}")).is_some());
-            assert!(series(&body, &format!("shardcache_shard_lock_wait_seconds_count{l}")).is_some());
+            assert!(series(
+                &body,
+                &format!("shardcache_shard_lock_wait_seconds_count{l}")
+            )
+            .is_some());
             let b = format!("shardcache_shard_lock_wait_seconds_bucket{{shard=\"{shard}\",mode=\"{mode}\",le=\"0.0000001\"}}");
             assert!(series(&body, &b).is_some(), "{b}");
         }
-        assert!(series(&body, &format!("shardcache_shard_keys{{shard=\"{shard}\"}}")).is_some());
-        assert!(series(&body, &format!("shardcache_shard_used_memory_bytes{{shard=\"{shard}\"}}")).is_some());
+        assert!(series(
+            &body,
+            &format!("shardcache_shard_keys{{shard=\"{shard}\"}}")
+        )
+        .is_some());
+        assert!(series(
+            &body,
+            &format!("shardcache_shard_used_memory_bytes{{shard=\"{shard}\"}}")
+        )
+        .is_some());
     }
     for name in [
         "shardcache_connected_clients",
@@ -73,11 +99,23 @@ fn metrics_endpoint_lists_every_shard_and_passes_promtool() {
     assert_eq!(series(&body, "shardcache_shards"), Some(8.0));
     assert_eq!(series(&body, "shardcache_keyspace_hits_total"), Some(1.0));
     assert_eq!(series(&body, "shardcache_keyspace_misses_total"), Some(1.0));
-    assert_eq!(series(&body, "shardcache_commands_total{command=\"get\"}"), Some(2.0));
-    assert_eq!(series(&body, "shardcache_command_errors_total{command=\"get\"}"), Some(1.0));
+    assert_eq!(
+        series(&body, "shardcache_commands_total{command=\"get\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        series(&body, "shardcache_command_errors_total{command=\"get\"}"),
+        Some(1.0)
+    );
     assert!(body.contains("shardcache_build_info{version=\""));
-    assert!(series(&body, "shardcache_command_duration_seconds_count{command=\"get\"}").is_some());
-    assert!(body.contains("shardcache_command_duration_seconds_bucket{command=\"get\",le=\"0.00001\"}"));
+    assert!(series(
+        &body,
+        "shardcache_command_duration_seconds_count{command=\"get\"}"
+    )
+    .is_some());
+    assert!(
+        body.contains("shardcache_command_duration_seconds_bucket{command=\"get\",le=\"0.00001\"}")
+    );
 
     require!("promtool");
     let mut child = Command::new("promtool")
@@ -87,7 +125,12 @@ fn metrics_endpoint_lists_every_shard_and_passes_promtool() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
@@ -100,7 +143,10 @@ fn metrics_endpoint_lists_every_shard_and_passes_promtool() {
 #[test]
 fn unknown_paths_are_404() {
     let s = Server::start_with_metrics(&[]);
-    assert_eq!(http_get(s.metrics_port(), "/nope").0, "HTTP/1.1 404 Not Found");
+    assert_eq!(
+        http_get(s.metrics_port(), "/nope").0,
+        "HTTP/1.1 404 Not Found"
+    );
 }
 
 /// A scrape of 1024 shards renders (the cost is asserted loosely: this is not a benchmark,
@@ -112,7 +158,10 @@ fn large_shard_counts_scrape_and_can_be_bounded() {
     assert!(series(&body, "shardcache_shard_keys{shard=\"1023\"}").is_some());
     let s = Server::start_with_metrics(&["--shards", "1024", "--metrics-top-shards", "4"]);
     let (_, body) = http_get(s.metrics_port(), "/metrics");
-    let shards = body.lines().filter(|l| l.starts_with("shardcache_shard_keys{")).count();
+    let shards = body
+        .lines()
+        .filter(|l| l.starts_with("shardcache_shard_keys{"))
+        .count();
     assert_eq!(shards, 4);
     assert!(series(&body, "shardcache_lock_acquisitions_total{mode=\"read\"}").is_some());
 }
@@ -136,7 +185,9 @@ fn one_key_write_storm_is_visible() {
         .map(|_| {
             std::thread::spawn(move || {
                 let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                let batch: Vec<u8> = (0..64).flat_map(|_| resp_str(&["SET", "hot:key", "v"])).collect();
+                let batch: Vec<u8> = (0..64)
+                    .flat_map(|_| resp_str(&["SET", "hot:key", "v"]))
+                    .collect();
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     c.write_all(&batch).unwrap();
@@ -151,33 +202,72 @@ fn one_key_write_storm_is_visible() {
     assert!(total > 1000);
 
     let mut c = s.connect();
-    let hot = String::from_utf8_lossy(&roundtrip(&mut c, b"HOTKEYS COUNT 3\r\n", 1)[0]).into_owned();
+    let hot =
+        String::from_utf8_lossy(&roundtrip(&mut c, b"HOTKEYS COUNT 3\r\n", 1)[0]).into_owned();
     // *3\r\n*4\r\n$7\r\nhot:key\r\n:<shard>\r\n…
     let mut lines = hot.split("\r\n");
     assert_eq!(lines.nth(3), Some("hot:key"), "HOTKEYS: {hot}");
-    let shard: usize = lines.next().unwrap().trim_start_matches(':').parse().unwrap();
+    let shard: usize = lines
+        .next()
+        .unwrap()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
 
     let (_, body) = http_get(s.metrics_port(), "/metrics");
     let contended = |i: usize| {
-        series(&body, &format!("shardcache_shard_lock_contended_total{{shard=\"{i}\",mode=\"write\"}}")).unwrap()
+        series(
+            &body,
+            &format!("shardcache_shard_lock_contended_total{{shard=\"{i}\",mode=\"write\"}}"),
+        )
+        .unwrap()
     };
     let hot_contended = contended(shard);
-    assert!(hot_contended > 0.0, "the storm must have produced contention");
+    assert!(
+        hot_contended > 0.0,
+        "the storm must have produced contention"
+    );
     for i in (0..16).filter(|&i| i != shard) {
-        assert!(contended(i) * 20.0 <= hot_contended, "shard {i}: {} vs hot {hot_contended}", contended(i));
+        assert!(
+            contended(i) * 20.0 <= hot_contended,
+            "shard {i}: {} vs hot {hot_contended}",
+            contended(i)
+        );
     }
-    let waited = series(&body, &format!("shardcache_shard_lock_wait_seconds_count{{shard=\"{shard}\",mode=\"write\"}}")).unwrap();
-    assert_eq!(waited, hot_contended, "every contended acquisition is in the histogram");
+    let waited = series(
+        &body,
+        &format!("shardcache_shard_lock_wait_seconds_count{{shard=\"{shard}\",mode=\"write\"}}"),
+    )
+    .unwrap();
+    assert_eq!(
+        waited, hot_contended,
+        "every contended acquisition is in the histogram"
+    );
 
     let text = info(&s, "contention");
-    let verdict = text.lines().find(|l| l.starts_with("contention_verdict:")).unwrap();
-    assert!(verdict.contains(&format!("shard {shard} is the most contended")), "{verdict}");
+    let verdict = text
+        .lines()
+        .find(|l| l.starts_with("contention_verdict:"))
+        .unwrap();
+    assert!(
+        verdict.contains(&format!("shard {shard} is the most contended")),
+        "{verdict}"
+    );
     let acquisitions = |line: &str| -> u64 {
-        let f = line.split(',').find(|f| f.starts_with("write_acquisitions=")).unwrap();
+        let f = line
+            .split(',')
+            .find(|f| f.starts_with("write_acquisitions="))
+            .unwrap();
         f.trim_start_matches("write_acquisitions=").parse().unwrap()
     };
-    let hot_line = text.lines().find(|l| l.starts_with(&format!("shard_{shard}:"))).expect(&text);
-    for l in text.lines().filter(|l| l.starts_with("shard_") && !l.starts_with(&format!("shard_{shard}:"))) {
+    let hot_line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("shard_{shard}:")))
+        .expect(&text);
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("shard_") && !l.starts_with(&format!("shard_{shard}:")))
+    {
         assert!(acquisitions(l) * 100 < acquisitions(hot_line), "{l}");
     }
 }
@@ -188,16 +278,34 @@ fn commandstats_and_latencystats_use_redis_formats() {
     let mut c = s.connect();
     roundtrip(&mut c, b"SET a 1\r\nGET a\r\nGET a\r\nGET\r\n", 4);
     let stats = info(&s, "commandstats");
-    let line = stats.lines().find(|l| l.starts_with("cmdstat_get:")).expect(&stats);
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_get:"))
+        .expect(&stats);
     assert!(line.starts_with("cmdstat_get:calls=2,usec="), "{line}");
-    assert!(line.contains(",usec_per_call=") && line.ends_with(",rejected_calls=1,failed_calls=0"), "{line}");
+    assert!(
+        line.contains(",usec_per_call=") && line.ends_with(",rejected_calls=1,failed_calls=0"),
+        "{line}"
+    );
     let lat = info(&s, "latencystats");
-    let line = lat.lines().find(|l| l.starts_with("latency_percentiles_usec_get:")).expect(&lat);
+    let line = lat
+        .lines()
+        .find(|l| l.starts_with("latency_percentiles_usec_get:"))
+        .expect(&lat);
     let rest = line.trim_start_matches("latency_percentiles_usec_get:");
-    let keys: Vec<&str> = rest.split(',').map(|kv| kv.split('=').next().unwrap()).collect();
+    let keys: Vec<&str> = rest
+        .split(',')
+        .map(|kv| kv.split('=').next().unwrap())
+        .collect();
     assert_eq!(keys, ["p50", "p99", "p99.9"]);
     let everything = info(&s, "everything");
-    for section in ["# Server", "# Commandstats", "# Latencystats", "# Contention", "# Keyspace"] {
+    for section in [
+        "# Server",
+        "# Commandstats",
+        "# Latencystats",
+        "# Contention",
+        "# Keyspace",
+    ] {
         assert!(everything.contains(section), "{section}");
     }
 }
@@ -223,7 +331,10 @@ fn real_prometheus_scrapes_per_shard_series() {
     let web = free_port();
     let mut prom = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{web}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -241,12 +352,19 @@ fn real_prometheus_scrapes_per_shard_series() {
     let mut last = String::new();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
-        let Ok(mut probe) = TcpStream::connect(("127.0.0.1", web)) else { continue };
+        let Ok(mut probe) = TcpStream::connect(("127.0.0.1", web)) else {
+            continue;
+        };
         drop(probe.write_all(b""));
-        let (status, body) = http_get(web, "/api/v1/query?query=shardcache_shard_lock_acquisitions_total");
+        let (status, body) = http_get(
+            web,
+            "/api/v1/query?query=shardcache_shard_lock_acquisitions_total",
+        );
         last = format!("{status} {body}");
         if status.contains("200") && body.contains("\"shard\":\"3\"") {
-            let n = body.matches("\"__name__\":\"shardcache_shard_lock_acquisitions_total\"").count();
+            let n = body
+                .matches("\"__name__\":\"shardcache_shard_lock_acquisitions_total\"")
+                .count();
             assert_eq!(n, 8, "4 shards x 2 modes: {body}");
             assert!(body.contains("\"mode\":\"write\""));
             let _ = std::fs::remove_dir_all(&dir);
@@ -265,10 +383,17 @@ fn config_resetstat_zeroes_the_statistics() {
     assert!(info(&s, "commandstats").contains("cmdstat_get:calls=2,"));
     assert_eq!(roundtrip(&mut c, b"CONFIG RESETSTAT\r\n", 1)[0], b"+OK\r\n");
     let stats = info(&s, "stats");
-    assert!(stats.contains("keyspace_hits:0\r\n") && stats.contains("keyspace_misses:0\r\n"), "{stats}");
+    assert!(
+        stats.contains("keyspace_hits:0\r\n") && stats.contains("keyspace_misses:0\r\n"),
+        "{stats}"
+    );
     let cmd = info(&s, "commandstats");
     assert!(!cmd.contains("cmdstat_get:"), "{cmd}");
     let cont = info(&s, "contention");
     assert!(cont.contains("write_acquisitions:0\r\n"), "{cont}");
-    assert_eq!(roundtrip(&mut c, b"GET a\r\n", 1)[0], b"$1\r\n1\r\n", "data is kept");
+    assert_eq!(
+        roundtrip(&mut c, b"GET a\r\n", 1)[0],
+        b"$1\r\n1\r\n",
+        "data is kept"
+    );
 }

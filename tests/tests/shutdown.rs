@@ -39,7 +39,11 @@ fn writer(port: u16, w: usize, acked: Arc<AtomicU64>) -> (Vec<u8>, u64) {
     'outer: loop {
         let mut req = Vec::new();
         for i in 0..BATCH {
-            req.extend(resp_str(&["SET", &format!("w:{w}:{}", seq + i), &value(w, seq + i)]));
+            req.extend(resp_str(&[
+                "SET",
+                &format!("w:{w}:{}", seq + i),
+                &value(w, seq + i),
+            ]));
         }
         if c.write_all(&req).is_err() {
             break;
@@ -132,7 +136,11 @@ fn sigterm_under_load_truncates_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     let status = server.terminate(Duration::from_secs(15));
     stop.store(true, Ordering::Relaxed);
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit status {status:?}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status {status:?}"
+    );
 
     let mut total = 0;
     for (w, t) in writers.into_iter().enumerate() {
@@ -146,9 +154,15 @@ fn sigterm_under_load_truncates_nothing() {
     let (bytes, want) = rd.join().expect("reader");
     let (replies, tail) = split_replies(&bytes);
     assert_eq!(tail, 0, "reader: a truncated reply at the end");
-    assert!(!replies.is_empty(), "the reader was served before the close");
+    assert!(
+        !replies.is_empty(),
+        "the reader was served before the close"
+    );
     for (i, r) in replies.iter().enumerate() {
-        assert_eq!(r, &want[i], "reader reply {i}: an acknowledged write is not readable");
+        assert_eq!(
+            r, &want[i],
+            "reader reply {i}: an acknowledged write is not readable"
+        );
     }
     eprintln!(
         "{total} writes acknowledged by {WRITERS} writers; {} reads of acknowledged keys, all correct; exit 0",

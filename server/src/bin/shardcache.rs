@@ -90,15 +90,15 @@ fn adjust_open_files_limit(maxclients: usize) {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return;
     }
-    let soft = lim.rlim_cur as u64;
-    let hard = lim.rlim_max as u64;
+    let soft: u64 = lim.rlim_cur;
+    let hard: u64 = lim.rlim_max;
     if soft >= want {
         return;
     }
     let target = want.min(hard);
     if target > soft {
         let new = libc::rlimit {
-            rlim_cur: target as libc::rlim_t,
+            rlim_cur: target,
             rlim_max: lim.rlim_max,
         };
         // SAFETY: setrlimit reads the struct we pass.

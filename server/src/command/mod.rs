@@ -1073,6 +1073,30 @@ mod tests {
     }
 
     #[test]
+    fn renamed_and_disabled_names() {
+        let names = |r: &[&str], d: &[&str]| {
+            let r: Vec<String> = r.iter().map(|s| s.to_string()).collect();
+            let d: Vec<String> = d.iter().map(|s| s.to_string()).collect();
+            CommandNames::new(&r, &d)
+        };
+        let t = names(&["FLUSHALL", "", "keys", "Admin-Keys"], &["config"]).unwrap();
+        assert!(t.get(b"flushall").is_none());
+        assert!(t.get(b"keys").is_none());
+        assert!(t.get(b"config").is_none());
+        let k = t.get(b"ADMIN-keys").unwrap();
+        assert_eq!(COMMANDS[k.index].name, "keys");
+        assert!(t.get(b"GET").is_some());
+        assert!(t.get(&[b'a'; 100]).is_none());
+        assert!(t.get(b"auth").unwrap().no_auth);
+        assert!(!t.get(b"get").unwrap().no_auth);
+        assert!(names(&["nosuch", "x"], &[]).is_err());
+        assert!(names(&["keys", "get"], &[]).is_err());
+        assert!(names(&["keys"], &[]).is_err());
+        assert!(names(&[], &["nosuch"]).is_err());
+        assert!(names(&[], &["get", ""]).is_ok());
+    }
+
+    #[test]
     fn lookup_is_case_insensitive() {
         assert_eq!(lookup(b"GeT").map(|(_, s)| s.name), Some("get"));
         assert!(lookup(b"nosuchcommand").is_none());

@@ -148,7 +148,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("requirepass", ctx.shared.auth.config_value()),
         ("save", String::new()),
         ("shards", store.shard_count().to_string()),
-        ("timeout", "0".into()),
+        ("timeout", c.timeout.to_string()),
     ]
 }
 

@@ -725,7 +725,10 @@ fn reset_stats_zeroes_counters_but_keeps_data() {
     assert_eq!((before.hits, before.misses), (300, 1));
     s.reset_stats();
     let after = s.stats();
-    assert_eq!((after.hits, after.misses, after.expired, after.evicted), (0, 0, 0, 0));
+    assert_eq!(
+        (after.hits, after.misses, after.expired, after.evicted),
+        (0, 0, 0, 0)
+    );
     assert_eq!(after.keys, 300);
     assert_eq!(after.used_memory, before.used_memory);
     for i in 0..4 {
