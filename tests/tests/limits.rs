@@ -127,6 +127,27 @@ fn reply_over_output_limit_closes_the_client() {
     assert_serves(&s);
 }
 
+/// A multi-value reply is refused before it is built: `MGET` of one 8 MiB key 100 times
+/// (800 MiB of reply) must not make the server copy 800 MiB.
+#[test]
+fn huge_multi_value_reply_is_refused_before_it_is_built() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    let big = vec![b'z'; 8 * MIB as usize];
+    assert_eq!(
+        roundtrip(&mut c, &resp(&[b"SET", b"big", &big]), 1)[0],
+        b"+OK\r\n"
+    );
+    let before = s.rss_bytes();
+    let mut words = vec!["MGET"];
+    words.extend(std::iter::repeat_n("big", 100));
+    let (got, closed) = exchange_keep_open(s.port(), &resp_str(&words), T);
+    assert!(got.is_empty() && closed, "no reply, connection closed");
+    let grown = s.rss_bytes().saturating_sub(before);
+    assert!(grown < 100 * MIB, "RSS grew {} MiB", grown / MIB);
+    assert_serves(&s);
+}
+
 #[test]
 fn query_buffer_limit_closes_the_client() {
     let mut s = Server::start(&["--client-query-buffer-limit", "1mb"]);

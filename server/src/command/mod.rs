@@ -103,6 +103,26 @@ impl Ctx<'_> {
         reply::null(self.out, self.client.version);
         Ok(())
     }
+    /// For replies assembled from many values (`MGET`): whether a reply of `bytes` would
+    /// exceed `client-output-buffer-limit`. If so the client is to be disconnected, as Redis
+    /// does, *before* the reply is built, so one request cannot make the server copy an
+    /// unbounded amount of data (e.g. `MGET` of one 512 MB key a thousand times).
+    pub fn reply_too_large(&mut self, bytes: u64) -> bool {
+        let limit = self.shared.config.client_output_buffer_limit.bytes();
+        if limit == 0 || bytes <= limit {
+            return false;
+        }
+        tracing::warn!(
+            client = self.client.id,
+            peer = %self.client.peer,
+            reply_bytes = bytes,
+            limit,
+            "closing client whose reply would exceed client-output-buffer-limit"
+        );
+        self.flow = Flow::Close;
+        true
+    }
+
     /// Writes a bulk string, or null for `None`.
     pub fn opt_bulk(&mut self, b: Option<&[u8]>) -> CmdResult {
         match b {

@@ -294,6 +294,13 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .map(|i| r.get(i).map(|e| e.value.clone()))
             .collect()
     });
+    let size: u64 = values
+        .iter()
+        .map(|v| v.as_ref().map_or(5, |b| b.len() as u64 + 16))
+        .sum();
+    if ctx.reply_too_large(size) {
+        return Ok(());
+    }
     reply::array_len(ctx.out, values.len());
     for v in &values {
         ctx.opt_bulk(v.as_deref())?;
