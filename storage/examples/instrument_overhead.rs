@@ -2,7 +2,7 @@
 //! one thread, two stores (`StoreConfig { instrument: true }` and `false`, 16 shards,
 //! 100k keys) and many short alternating rounds of GET (or SET), so that drift from other
 //! processes on the machine hits both sides alike. Reports the median ns/op per side and
-//! the median of the per-round ratios (instrumented / plain).
+//! the median (and interquartile range) of the per-round ratios (instrumented / plain).
 //!
 //! This complements `benches/store.rs` (criterion, `single_thread` group), whose runs of
 //! the two sides are minutes apart and so differ by more than the effect on a busy machine.
@@ -47,8 +47,12 @@ fn round(s: &Store, keys: &[Bytes], value: &Bytes, set: bool, offset: usize) -> 
 }
 
 fn median(v: &mut [f64]) -> f64 {
+    quantile(v, 0.5)
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 fn main() {
@@ -62,8 +66,8 @@ fn main() {
     let value = Bytes::from(vec![b'v'; 32]);
     let on = store(true, &keys, &value);
     let off = store(false, &keys, &value);
-    println!("| op | instrumented ns/op | plain ns/op | instrumented/plain (median of {rounds} paired rounds) |");
-    println!("|---|---:|---:|---:|");
+    println!("| op | instrumented ns/op | plain ns/op | instrumented/plain (median of {rounds} paired rounds) | IQR of the ratio |");
+    println!("|---|---:|---:|---:|---|");
     for (name, set) in [("GET", false), ("SET", true)] {
         let (mut a, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new());
         for n in 0..rounds {
@@ -80,10 +84,12 @@ fn main() {
             r.push(x / y);
         }
         println!(
-            "| {name} | {:.1} | {:.1} | {:.3} |",
+            "| {name} | {:.1} | {:.1} | {:.3} | {:.3}..{:.3} |",
             median(&mut a),
             median(&mut b),
-            median(&mut r)
+            median(&mut r),
+            quantile(&mut r, 0.25),
+            quantile(&mut r, 0.75)
         );
     }
 }
