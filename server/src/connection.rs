@@ -120,6 +120,9 @@ impl Connection {
         let mut output = BytesMut::with_capacity(READ_CHUNK);
         let query_limit = usize::try_from(self.shared.config.client_query_buffer_limit.bytes())
             .unwrap_or(usize::MAX);
+        // One waiter registration for the connection's life, not one per read.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             // Execute every complete request already buffered.
             let flow = self
@@ -139,7 +142,7 @@ impl Connection {
             }
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => {
+                () = &mut cancelled => {
                     let _ = self.stream.shutdown().await;
                     return;
                 }
