@@ -156,7 +156,7 @@ pub enum Tool {
 
 /// shardcache: a Redis-protocol in-memory cache on a sharded, lock-instrumented store.
 ///
-/// Every option can also be set from the environment as SHARDCACHE_<OPTION> (for example
+/// Every option can also be set from the environment as `SHARDCACHE_<OPTION>` (for example
 /// SHARDCACHE_PORT=6380, SHARDCACHE_MAXMEMORY=256mb).
 #[derive(Debug, Clone, Parser, PartialEq, Eq)]
 #[command(
@@ -276,7 +276,7 @@ pub struct Config {
     #[arg(long = "lock-stats", env = "SHARDCACHE_LOCK_STATS", default_value_t = true, action = clap::ArgAction::Set)]
     pub lock_stats: bool,
 
-    /// Password clients must send with AUTH (or HELLO ... AUTH default <pw>) before any other
+    /// Password clients must send with AUTH (or HELLO ... AUTH default PASSWORD) before any other
     /// command; until then they get "-NOAUTH Authentication required.". Unset: no password.
     /// Also CONFIG SET requirepass. Prefer the environment variable to the command line, which
     /// other local users can read in the process list.

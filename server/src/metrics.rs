@@ -14,8 +14,8 @@
 //!   `--metrics-top-shards K` bound the per-shard series to the K most contended shards.
 //!
 //! Series count: per shard, 2 modes x (2 counters + 20 wait buckets + sum + count) + 2 gauges
-//! = 50 series; so 16 shards ≈ 0.8k, 1024 shards ≈ 51k, plus about 30 per command that has
-//! been called. With `--metrics-top-shards K`, at most K shards are detailed; the
+//! = 50 series; so 16 shards ≈ 0.8k, 1024 shards ≈ 51k; plus 2 per command in the table
+//! (calls, errors) and 19 (the duration histogram) per command that has been called. With `--metrics-top-shards K`, at most K shards are detailed; the
 //! `shardcache_lock_*` totals always cover every shard.
 
 use std::fmt::Write as _;
