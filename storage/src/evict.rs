@@ -72,7 +72,8 @@ impl EvictionPool {
 }
 
 /// Calls `out` with up to `n` pseudo-random entries of `table` (all of them if it has at
-/// most 32). May repeat entries.
+/// most 32, or at most `n`: a `maxmemory-samples` as large as `i32::MAX` then costs one pass,
+/// not `32 n` probes under the shard lock). May repeat entries.
 pub(crate) fn sample_table<'t>(
     table: &'t HashTable<Entry>,
     n: usize,
@@ -83,7 +84,7 @@ pub(crate) fn sample_table<'t>(
     if len == 0 {
         return;
     }
-    if len <= 32 {
+    if len <= 32 || n >= len {
         table.iter().for_each(out);
         return;
     }
@@ -168,7 +169,9 @@ impl Store {
                     offer(e, db);
                 }
             }
-            if thorough {
+            // Asking for as many samples as there are items is a full pass (and bounds the
+            // work of a huge `maxmemory-samples`).
+            if thorough || samples >= items.len() {
                 // Random probes may all hit stale items; look at every item instead.
                 for i in 0..items.len() {
                     if let Some((e, db)) = lookup(i) {

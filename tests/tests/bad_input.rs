@@ -247,3 +247,101 @@ fn resp_bulk(v: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out
 }
+
+/// Extreme numeric arguments and invalid names: every reply equals Redis's, byte for byte, and
+/// nothing panics or allocates from a client-chosen number.
+const EDGE_ARGUMENTS: &[&[&[u8]]] = &[
+    &[b"SET", b"k", b"hello"],
+    &[b"GETRANGE", b"k", b"0", b"-9223372036854775808"],
+    &[
+        b"GETRANGE",
+        b"k",
+        b"-9223372036854775808",
+        b"9223372036854775807",
+    ],
+    &[b"SETRANGE", b"k", b"-1", b"x"],
+    &[b"SETRANGE", b"k", b"536870912", b"x"],
+    &[b"SETRANGE", b"k", b"9223372036854775807", b"x"],
+    &[b"SETRANGE", b"k", b"9223372036854775806", b"xx"],
+    &[b"SETRANGE", b"nokey", b"9223372036854775807", b""],
+    &[b"SET", b"n", b"-5"],
+    &[b"INCRBY", b"n", b"-9223372036854775808"],
+    &[b"DECRBY", b"n", b"-9223372036854775808"],
+    &[b"DECRBY", b"n", b"9223372036854775807"],
+    &[b"INCRBYFLOAT", b"f", b"1e308"],
+    &[b"INCRBYFLOAT", b"f", b"1e4933"],
+    &[b"EXPIRE", b"k", b"9223372036854775807"],
+    &[b"EXPIRE", b"k", b"-9223372036854775808"],
+    &[b"PEXPIRE", b"k", b"9223372036854775807"],
+    &[b"PEXPIREAT", b"k", b"9223372036854775807"],
+    &[b"PEXPIRETIME", b"k"],
+    &[b"SET", b"k", b"v", b"EX", b"9223372036854775807"],
+    &[b"GETEX", b"k", b"EXAT", b"9223372036854775807"],
+    &[b"SCAN", b"18446744073709551615", b"COUNT", b"0"],
+    &[b"SCAN", b"0", b"COUNT", b"-1"],
+    &[b"SELECT", b"2147483648"],
+    &[b"SELECT", b"-2147483649"],
+    &[b"SELECT", b"2147483647"],
+    &[
+        b"CLIENT",
+        b"LIST",
+        b"ID",
+        b"9223372036854775807",
+        b"-1",
+        b"0",
+    ],
+    &[b"CLIENT", b"LIST", b"ID", b"1x"],
+    &[b"CLIENT", b"SETNAME", b"a\nb"],
+    &[b"HELLO", b"2", b"SETNAME", b"bad name"],
+    &[b"HELLO", b"2", b"SETNAME", b"line\r\nbreak"],
+    &[b"CLIENT", b"GETNAME"],
+    &[b"HELLO", b"3", b"AUTH", b"default"],
+    &[b"MSET", b"a", b"b", b"c"],
+    &[b"CONFIG", b"SET", b"maxmemory", b"-1"],
+    &[b"CONFIG", b"SET", b"maxmemory-samples", b"2147483648"],
+];
+
+#[test]
+fn edge_arguments_match_redis() {
+    require!("redis-server");
+    let redis = RedisServer::start(&[]);
+    let s = Server::start(&[]);
+    let mut ours = s.connect();
+    let mut theirs = TcpStream::connect(("127.0.0.1", redis.port())).expect("connect");
+    for args in EDGE_ARGUMENTS {
+        let req = resp(args);
+        let a = roundtrip(&mut ours, &req, 1);
+        let b = roundtrip(&mut theirs, &req, 1);
+        assert_eq!(
+            String::from_utf8_lossy(&a[0]),
+            String::from_utf8_lossy(&b[0]),
+            "{:?}",
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a))
+                .collect::<Vec<_>>()
+        );
+    }
+    // A name HELLO refused is not set, and the protocol did not switch.
+    let r = roundtrip(&mut ours, &resp_str(&["CLIENT", "LIST"]), 1);
+    assert!(String::from_utf8_lossy(&r[0]).contains(" name= "));
+    assert_serves(&s);
+}
+
+/// An `INCRBYFLOAT` value owns its few bytes, not the 5 KiB formatting buffer: 20,000 counters
+/// used to add ~100 MiB of RSS that `used_memory` (and so `maxmemory`) never saw.
+#[test]
+fn incrbyfloat_values_are_accounted_memory() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    let before = s.rss_bytes();
+    let n = 20_000;
+    let mut req = Vec::new();
+    for i in 0..n {
+        req.extend_from_slice(&resp_str(&["INCRBYFLOAT", &format!("fl:{i:06}"), "1.5"]));
+    }
+    let r = roundtrip(&mut c, &req, n);
+    assert_eq!(r[n - 1], resp_bulk(b"1.5"));
+    let grown = s.rss_bytes().saturating_sub(before);
+    assert!(grown < 40 * MIB, "RSS grew by {} MiB", grown / MIB);
+    assert_serves(&s);
+}

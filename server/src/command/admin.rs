@@ -39,13 +39,7 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if n != 3 {
             return Err(sub_arity("setname"));
         }
-        let name = &args[2];
-        if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-            return Err(CmdError::msg(
-                "ERR Client names cannot contain spaces, newlines or special characters.",
-            ));
-        }
-        let name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
+        let name = client_name(&args[2])?;
         ctx.client.name.clone_from(&name);
         ctx.shared.clients.update(ctx.client.id, |c| c.name = name);
         ctx.ok()
@@ -66,6 +60,21 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(sub)
         )))
     }
+}
+
+/// Redis's `clientSetNameOrReply` check, shared by `CLIENT SETNAME` and `HELLO … SETNAME`:
+/// printable ASCII without spaces (a name is one field of a `CLIENT LIST` line); the empty
+/// name clears it.
+///
+/// # Errors
+/// Redis's text for a name with a space, a newline or another special character.
+pub fn client_name(name: &[u8]) -> Result<Option<String>, CmdError> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::msg(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok((!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned()))
 }
 
 /// The caller's own entry, from its connection state (always current).
@@ -110,9 +119,13 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else if eq_ic(&args[i], "id") && i + 1 < args.len() {
             let mut v = Vec::new();
             for a in &args[i + 1..] {
-                match parse_i64_strict(a).filter(|&n| n > 0) {
-                    Some(n) => v.push(n as u64),
-                    None => return Err(CmdError::msg("ERR Invalid client ID")),
+                // Like Redis, any integer is accepted; one that is no client's ID (zero,
+                // negative) matches nothing.
+                let Some(n) = parse_i64_strict(a) else {
+                    return Err(CmdError::msg("ERR Invalid client ID"));
+                };
+                if let Ok(n) = u64::try_from(n) {
+                    v.push(n);
                 }
             }
             ids = Some(v);

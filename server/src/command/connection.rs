@@ -58,7 +58,10 @@ pub fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = parse_i64(&args[1])?;
     if i32::try_from(db).is_err() {
-        return Err(CmdError::NOT_INTEGER);
+        // Redis's `getIntFromObjectOrReply` text.
+        return Err(CmdError::msg(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     let Some(db) = usize::try_from(db)
         .ok()
@@ -118,7 +121,7 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         )));
     }
     if let Some(name) = setname {
-        ctx.client.name = Some(String::from_utf8_lossy(&name).into_owned());
+        ctx.client.name = super::admin::client_name(&name)?;
     }
     ctx.client.version = version;
     let (name, resp) = (

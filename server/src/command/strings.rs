@@ -422,10 +422,33 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         let new = old
             .checked_add(by)
             .ok_or_else(|| CmdError::msg("ERR increment or decrement would overflow"))?;
-        slot.set(Bytes::from(new.to_string()), Expiry::Keep);
+        // Formatted on the stack and copied at its exact length, so the stored value owns no
+        // spare capacity that `used_memory` would not count.
+        let mut buf = [0u8; 20];
+        let text = format_i64(new, &mut buf);
+        slot.set(Bytes::copy_from_slice(text), Expiry::Keep);
         Ok(new)
     })?;
     ctx.int(r)
+}
+
+/// Writes `n` in decimal into `buf` (20 bytes fit every `i64`) and returns the digits.
+fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut v = n.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
 }
 
 extern "C" {
@@ -448,7 +471,9 @@ const MAX_LONG_DOUBLE_CHARS: usize = 5 * 1024;
 /// # Errors
 /// Redis's texts for an invalid float (current value or increment) and a NaN/inf result.
 pub fn incr_float(cur: Option<&[u8]>, incr: &[u8]) -> Result<Bytes, CmdError> {
-    let mut out = vec![0u8; MAX_LONG_DOUBLE_CHARS];
+    // On the stack, then copied at its exact length: a `Bytes` made from a larger `Vec` would
+    // keep the whole 5 KiB buffer alive in the store while `used_memory` counts only the value.
+    let mut out = [0u8; MAX_LONG_DOUBLE_CHARS];
     let (cp, cl) = match cur {
         Some(c) => (c.as_ptr().cast(), c.len()),
         None => (std::ptr::null(), 0),
@@ -469,8 +494,8 @@ pub fn incr_float(cur: Option<&[u8]>, incr: &[u8]) -> Result<Bytes, CmdError> {
         -1 | -2 => Err(CmdError::msg("ERR value is not a valid float")),
         -3 => Err(CmdError::msg("ERR increment would produce NaN or Infinity")),
         n => {
-            out.truncate(usize::try_from(n).unwrap_or(0).min(MAX_LONG_DOUBLE_CHARS));
-            Ok(Bytes::from(out))
+            let len = usize::try_from(n).unwrap_or(0).min(MAX_LONG_DOUBLE_CHARS);
+            Ok(Bytes::copy_from_slice(&out[..len]))
         }
     }
 }
@@ -631,6 +656,13 @@ mod tests {
         assert_eq!(f(Some("5.0e3"), "2.0e2").unwrap(), Bytes::from("5200"));
         assert_eq!(f(None, "-0").unwrap(), Bytes::from("0"));
         assert_eq!(f(None, "1").unwrap(), Bytes::from("1"));
+        for n in [0, 7, -7, 10, -10, i64::MAX, i64::MIN] {
+            let mut buf = [0u8; 20];
+            assert_eq!(format_i64(n, &mut buf), n.to_string().as_bytes());
+        }
+        // The stored value owns exactly its bytes, not the 5 KiB formatting buffer (which a
+        // `Bytes` built from a truncated `Vec` would keep alive, unaccounted).
+        assert_eq!(Vec::from(f(None, "2.5").unwrap()).capacity(), 3);
         let not_float = CmdError::msg("ERR value is not a valid float");
         assert_eq!(f(Some("abc"), "1"), Err(not_float.clone()));
         assert_eq!(f(None, " 1"), Err(not_float.clone()));

@@ -739,3 +739,28 @@ fn reset_stats_zeroes_counters_but_keeps_data() {
     assert!(s.hot_keys(10).is_empty());
     assert_eq!(s.dbsize(0), 300);
 }
+
+#[test]
+fn huge_maxmemory_samples_stays_bounded() {
+    // `CONFIG SET maxmemory-samples 2147483647` is accepted (as by Redis): each eviction round
+    // must then cost at most a pass over the sampled shard, not billions of probes.
+    for policy in [EvictionPolicy::AllKeysLru, EvictionPolicy::VolatileLru] {
+        let (s, clock) = evict_store(policy);
+        s.set_samples(i32::MAX as usize);
+        let now = clock.now_ms();
+        for i in 0..400u64 {
+            s.set(
+                0,
+                b(&format!("k{i}")),
+                b("v"),
+                Expiry::At(now + 1_000_000 + i),
+            );
+        }
+        let target = s.used_memory() / 2;
+        s.set_maxmemory(target);
+        let t = std::time::Instant::now();
+        assert!(s.reclaim_memory().is_ok(), "{policy}");
+        assert!(s.used_memory() <= target, "{policy}");
+        assert!(t.elapsed().as_secs() < 5, "{policy}: {:?}", t.elapsed());
+    }
+}
