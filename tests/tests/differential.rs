@@ -115,3 +115,18 @@ fn foundation_commands_match_redis() {
             .join("\n")
     );
 }
+
+/// Non-UTF-8 bytes in an unknown command are echoed as sent, as Redis does.
+#[test]
+fn unknown_binary_command_matches_redis() {
+    require!("redis-server");
+    let redis = RedisServer::start(&[]);
+    let ours = Server::start(&[]);
+    let commands = vec![
+        vec![b"f\xffo".to_vec(), b"\x00\xfe".to_vec()],
+        vec![b"caf\xc3\xa9".to_vec()],
+        vec![vec![b'x'; 200], vec![b'y'; 200]],
+    ];
+    let diffs = diff(ours.port(), redis.port(), &commands);
+    assert!(diffs.is_empty(), "{diffs:?}");
+}

@@ -968,7 +968,7 @@ pub fn execute(
     };
     let Some(found) = shared.commands.get(name) else {
         shared.unknown_commands.fetch_add(1, Ordering::Relaxed);
-        reply::error(out, unknown_command(args).as_bytes());
+        reply::error(out, &unknown_command(args));
         return Flow::Continue;
     };
     let spec = &COMMANDS[found.index];
@@ -1012,24 +1012,38 @@ pub fn execute(
 }
 
 /// Redis 7's text for an unknown command: the name, then up to 128 bytes of arguments, each
-/// quoted and followed by a space; CR and LF become spaces.
-fn unknown_command(args: &[Bytes]) -> String {
+/// quoted and followed by a space; CR and LF become spaces. Bytes are echoed as sent (not
+/// re-encoded as UTF-8), as Redis does.
+fn unknown_command(args: &[Bytes]) -> Vec<u8> {
     if let Some(m) = unsupported::message(&args[0]) {
-        return m;
+        return m.into_bytes();
     }
-    let name = String::from_utf8_lossy(truncate(&args[0], 128));
-    let mut rest = String::new();
+    let mut rest = Vec::new();
     for a in &args[1..] {
         if rest.len() >= 128 {
             break;
         }
         let room = 128 - rest.len();
-        rest.push('\'');
-        rest.push_str(&String::from_utf8_lossy(truncate(a, room)));
-        rest.push_str("' ");
+        rest.push(b'\'');
+        rest.extend_from_slice(truncate(c_str(a), room));
+        rest.extend_from_slice(b"' ");
     }
-    format!("ERR unknown command '{name}', with args beginning with: {rest}")
-        .replace(['\r', '\n'], " ")
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(truncate(c_str(&args[0]), 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&rest);
+    for c in &mut msg {
+        if *c == b'\r' || *c == b'\n' {
+            *c = b' ';
+        }
+    }
+    msg
+}
+
+/// What C's `printf("%s")` prints of `b`: the bytes before the first NUL (Redis formats these
+/// errors with `%.*s`).
+fn c_str(b: &[u8]) -> &[u8] {
+    b.split(|&c| c == 0).next().unwrap_or_default()
 }
 
 fn truncate(b: &[u8], n: usize) -> &[u8] {
@@ -1158,12 +1172,20 @@ mod tests {
             .collect();
         assert_eq!(
             unknown_command(&args),
-            "ERR unknown command 'foo', with args beginning with: 'bar' 'baz' "
+            b"ERR unknown command 'foo', with args beginning with: 'bar' 'baz' "
         );
         let args = vec![Bytes::from("foo")];
         assert_eq!(
             unknown_command(&args),
-            "ERR unknown command 'foo', with args beginning with: "
+            b"ERR unknown command 'foo', with args beginning with: "
+        );
+        let args = vec![
+            Bytes::from_static(b"f\xffo\r\n"),
+            Bytes::from_static(b"\x00"),
+        ];
+        assert_eq!(
+            unknown_command(&args),
+            b"ERR unknown command 'f\xffo  ', with args beginning with: '' "
         );
     }
 }
