@@ -101,6 +101,9 @@ fn foundation_commands_match_redis() {
         HELLO 4
         HELLO abc
         HELLO 2 FOO
+        COMMAND FOO
+        COMMAND COUNT x
+        COMMAND LIST x
         ",
     );
     let diffs = diff(ours.port(), redis.port(), &script);

@@ -101,9 +101,17 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             reply::bulk(out, b"group");
             reply::bulk(out, spec.group.as_bytes());
         }
+    } else if eq_ic(sub, "count") {
+        return Err(CmdError::msg(
+            "ERR wrong number of arguments for 'command|count' command",
+        ));
+    } else if eq_ic(sub, "list") {
+        // `COMMAND LIST FILTERBY …` is not supported; Redis answers a syntax error for any
+        // argument it cannot parse.
+        return Err(CmdError::SYNTAX);
     } else {
         return Err(CmdError::msg(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
             String::from_utf8_lossy(sub)
         )));
     }
