@@ -133,13 +133,7 @@ fn memory(shared: &Shared, out: &mut String) -> bool {
 
 /// The process's resident set size from `/proc/self/statm` (0 where unavailable).
 fn rss_bytes() -> u64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page).unwrap_or(4096)
+    crate::metrics::ProcessStats::read().map_or(0, |p| p.rss_bytes)
 }
 
 fn stats(shared: &Shared, out: &mut String) -> bool {
@@ -228,13 +222,7 @@ fn commandstats(shared: &Shared, out: &mut String) -> bool {
 /// Redis 7's `# Latencystats`: `latency_percentiles_usec_get:p50=…,p99=…,p99.9=…`.
 fn latencystats(shared: &Shared, out: &mut String) -> bool {
     out.push_str("# Latencystats\r\n");
-    for (i, spec) in COMMANDS.iter().enumerate() {
-        let Some(c) = shared.command_stats.get(i) else {
-            continue;
-        };
-        if c.calls.load(Ordering::Relaxed) == 0 {
-            continue;
-        }
+    for (spec, c) in shared.command_stats.called() {
         let snap = c.duration.snapshot();
         let q = |q: f64| snap.quantile_ns(q).unwrap_or(0) as f64 / 1000.0;
         let _ = write!(

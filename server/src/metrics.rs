@@ -364,13 +364,7 @@ fn render_command_durations(shared: &Shared, out: &mut String) {
         .iter()
         .map(|s| (s * 1e9).round() as u64)
         .collect();
-    for (i, spec) in COMMANDS.iter().enumerate() {
-        let Some(c) = shared.command_stats.get(i) else {
-            continue;
-        };
-        if c.calls.load(Ordering::Relaxed) == 0 {
-            continue;
-        }
+    for (spec, c) in shared.command_stats.called() {
         let snap = c.duration.snapshot();
         let total = snap.count();
         for (bound, cum) in DURATION_BOUNDS_SECONDS
@@ -441,9 +435,15 @@ impl ProcessStats {
         let rest = &stat[stat.rfind(')')? + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        // SAFETY-free: sysconf is not needed; Linux's USER_HZ is 100 on every supported arch.
-        let ticks = 100.0;
-        let page = 4096;
+        // SAFETY: sysconf has no preconditions.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+        let page = u64::try_from(page).unwrap_or(4096);
         let open_fds = std::fs::read_dir("/proc/self/fd")
             .map(|d| d.count() as u64)
             .unwrap_or(0);

@@ -931,6 +931,15 @@ impl CommandStats {
             .sum()
     }
 
+    /// The commands called at least once since start (or `CONFIG RESETSTAT`), with their
+    /// counters: what `INFO latencystats` and the duration histograms report.
+    pub fn called(&self) -> impl Iterator<Item = (&'static CommandSpec, &CommandCounters)> {
+        COMMANDS
+            .iter()
+            .zip(self.entries.iter())
+            .filter(|(_, c)| c.calls.load(Ordering::Relaxed) > 0)
+    }
+
     /// Zeroes every command's counters and latency histogram (`CONFIG RESETSTAT`).
     pub fn reset(&self) {
         for c in self.entries.iter() {
