@@ -16,7 +16,7 @@ secs="${1:-60}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 
-if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+if ! RUSTUP_AUTO_INSTALL=0 timeout 20 rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "fuzz-smoke: SKIPPED: no nightly toolchain (rustup toolchain install nightly)"
     exit 0
 fi
