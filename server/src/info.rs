@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::command::{connection_compat_version, COMMANDS};
+use shardcache_storage::LockModeStats;
+
 use crate::state::Shared;
 
 /// The sections `INFO` with no argument (or `default`) prints.
@@ -103,11 +105,7 @@ fn memory(shared: &Shared, out: &mut String) -> bool {
     let max = store.maxmemory();
     let rss = rss_bytes();
     let st = store.stats();
-    let ratio = if used == 0 {
-        0.0
-    } else {
-        rss as f64 / used as f64
-    };
+    let ratio = ratio(rss, used);
     let _ = write!(
         out,
         "# Memory\r\n\
@@ -178,6 +176,15 @@ fn keyspace(shared: &Shared, out: &mut String) -> bool {
     true
 }
 
+/// `n / d`, or 0 when `d` is 0 (a share or average of nothing).
+pub(crate) fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 / d as f64
+    }
+}
+
 /// Redis's `bytesToHuman`: `1.50M`, `512B`.
 pub fn human_bytes(n: u64) -> String {
     let d = n as f64;
@@ -212,7 +219,7 @@ fn commandstats(shared: &Shared, out: &mut String) -> bool {
             out,
             "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={}\r\n",
             spec.name,
-            if calls == 0 { 0.0 } else { usec as f64 / calls as f64 },
+            ratio(usec, calls),
             c.failed.load(Ordering::Relaxed),
         );
     }
@@ -243,15 +250,18 @@ fn contention(shared: &Shared, out: &mut String) -> bool {
     let store = &shared.store;
     let n = store.shard_count();
     let stats: Vec<_> = (0..n).map(|i| store.shard_stats(i)).collect();
-    let share = |c: u64, a: u64| if a == 0 { 0.0 } else { c as f64 / a as f64 };
     let us = |ns: Option<u64>| ns.map_or(0.0, |v| v as f64 / 1000.0);
-    let (mut ra, mut rc, mut wa, mut wc) = (0, 0, 0, 0);
+    let (mut read, mut write) = (LockModeStats::default(), LockModeStats::default());
     for s in &stats {
-        ra += s.read.acquisitions;
-        rc += s.read.contended;
-        wa += s.write.acquisitions;
-        wc += s.write.contended;
+        read.merge(&s.read);
+        write.merge(&s.write);
     }
+    let (ra, rc, wa, wc) = (
+        read.acquisitions,
+        read.contended,
+        write.acquisitions,
+        write.contended,
+    );
     let _ = write!(
         out,
         "# Contention\r\n\
@@ -268,8 +278,8 @@ fn contention(shared: &Shared, out: &mut String) -> bool {
         } else {
             "off"
         },
-        100.0 * share(rc, ra),
-        100.0 * share(wc, wa),
+        100.0 * ratio(rc, ra),
+        100.0 * ratio(wc, wa),
     );
     for (i, s) in stats.iter().enumerate() {
         let _ = write!(
@@ -277,11 +287,11 @@ fn contention(shared: &Shared, out: &mut String) -> bool {
             "shard_{i}:keys={},read_acquisitions={},read_contended_pct={:.4},read_wait_p50_us={:.2},read_wait_p99_us={:.2},write_acquisitions={},write_contended_pct={:.4},write_wait_p50_us={:.2},write_wait_p99_us={:.2}\r\n",
             s.keys,
             s.read.acquisitions,
-            100.0 * share(s.read.contended, s.read.acquisitions),
+            100.0 * ratio(s.read.contended, s.read.acquisitions),
             us(s.read.wait_quantile_ns(0.5)),
             us(s.read.wait_quantile_ns(0.99)),
             s.write.acquisitions,
-            100.0 * share(s.write.contended, s.write.acquisitions),
+            100.0 * ratio(s.write.contended, s.write.acquisitions),
             us(s.write.wait_quantile_ns(0.5)),
             us(s.write.wait_quantile_ns(0.99)),
         );
@@ -295,13 +305,10 @@ fn verdict(stats: &[shardcache_storage::ShardStats]) -> String {
     let shares: Vec<f64> = stats
         .iter()
         .map(|s| {
-            let a = s.read.acquisitions + s.write.acquisitions;
-            let c = s.read.contended + s.write.contended;
-            if a == 0 {
-                0.0
-            } else {
-                c as f64 / a as f64
-            }
+            ratio(
+                s.read.contended + s.write.contended,
+                s.read.acquisitions + s.write.acquisitions,
+            )
         })
         .collect();
     let Some((worst, &top)) = shares.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) else {

@@ -327,11 +327,7 @@ fn render_shards(shared: &Shared, out: &mut String) {
         .map(|s| s.read.acquisitions + s.write.acquisitions)
         .max()
         .unwrap_or(0);
-    let share = if all == 0 {
-        0.0
-    } else {
-        hottest as f64 / all as f64
-    };
+    let share = crate::info::ratio(hottest, all);
     let _ = write!(
         out,
         "# HELP shardcache_hottest_shard_share Share of all lock acquisitions taken by the busiest shard (1/shards when even).\n# TYPE shardcache_hottest_shard_share gauge\nshardcache_hottest_shard_share {share}\n"
