@@ -11,17 +11,18 @@
 //!   i.e. the shard's exact soonest-expiring key;
 //! * keys found already expired are the best candidates and are counted as expired.
 //!
-//! Random sampling inside a `HashTable` (which has no index access) probes the table with
-//! random hashes via `iter_hash` (one group per probe, ~10% of probes hit), falling back to
-//! a linear skip; tables of at most 32 entries are sampled exhaustively.
+//! Random sampling inside a table (hashbrown has no index access) picks a random segment
+//! and probes it with a random hash via `iter_hash` (one group per probe, ~10% of probes
+//! hit), falling back to a linear skip; tables of at most 32 entries are sampled
+//! exhaustively.
 
-use crate::entry::{lfu_decayed, Entry};
+use crate::entry::{lfu_decayed, EntryBox};
 use crate::error::OutOfMemory;
 use crate::policy::EvictionPolicy;
 use crate::shard::{ShardData, ShardMut};
 use crate::store::Store;
+use crate::table::Table;
 use bytes::Bytes;
-use hashbrown::HashTable;
 use rand::Rng;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -75,10 +76,10 @@ impl EvictionPool {
 /// most 32, or at most `n`: a `maxmemory-samples` as large as `i32::MAX` then costs one pass,
 /// not `32 n` probes under the shard lock). May repeat entries.
 pub(crate) fn sample_table<'t>(
-    table: &'t HashTable<Entry>,
+    table: &'t Table,
     n: usize,
     rng: &mut impl Rng,
-    mut out: impl FnMut(&'t Entry),
+    mut out: impl FnMut(&'t EntryBox),
 ) {
     let len = table.len();
     if len == 0 {
@@ -88,11 +89,16 @@ pub(crate) fn sample_table<'t>(
         table.iter().for_each(out);
         return;
     }
+    let segs = table.segments();
     let mut got = 0;
     let mut tries = 0;
     while got < n && tries < n * 32 {
         tries += 1;
-        if let Some(e) = table.iter_hash(rng.random()).next() {
+        let seg = &segs[rng.random_range(0..segs.len())];
+        if seg.is_empty() {
+            continue;
+        }
+        if let Some(e) = seg.iter_hash(rng.random()).next() {
             out(e);
             got += 1;
         }
@@ -106,15 +112,15 @@ pub(crate) fn sample_table<'t>(
 }
 
 impl Store {
-    fn score(&self, policy: EvictionPolicy, e: &Entry, now: u64) -> u64 {
+    fn score(&self, policy: EvictionPolicy, e: &EntryBox, now: u64) -> u64 {
         if e.expired_at(now) {
             return u64::MAX;
         }
         match policy {
-            EvictionPolicy::VolatileTtl => u64::MAX - 1 - e.expires_at_ms,
-            p if p.is_lfu() => 255 - lfu_decayed(e.access.load(Relaxed), now) as u64,
+            EvictionPolicy::VolatileTtl => u64::MAX - 1 - e.expires_at(),
+            p if p.is_lfu() => 255 - lfu_decayed(e.access().load(Relaxed), now) as u64,
             EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom => 0,
-            _ => (now as u32).wrapping_sub(e.access.load(Relaxed)) as u64,
+            _ => (now as u32).wrapping_sub(e.access().load(Relaxed)) as u64,
         }
     }
 
@@ -140,13 +146,13 @@ impl Store {
         let g = self.shards[idx].lock.read();
         let data: &ShardData = &g;
         let offered = std::cell::Cell::new(0usize);
-        let mut offer = |e: &Entry, db: usize| {
+        let mut offer = |e: &EntryBox, db: usize| {
             pool.offer(Candidate {
                 score: self.score(policy, e, now),
                 shard: idx,
                 db,
-                hash: e.hash,
-                key: e.key.clone(),
+                hash: self.hash(e.key()),
+                key: Bytes::copy_from_slice(e.key()),
             });
             offered.set(offered.get() + 1);
         };
@@ -157,11 +163,7 @@ impl Store {
             }
             let lookup = |i: usize| {
                 let it = &items[i];
-                let db = it.db as usize;
-                data.tables[db]
-                    .find(it.hash, |e| e.hash == it.hash && e.key == it.key)
-                    .filter(|e| e.expires_at_ms == it.at)
-                    .map(|e| (e, db))
+                data.find_item(&self.g, it).map(|e| (e, it.db()))
             };
             if policy == EvictionPolicy::VolatileTtl {
                 // The heap's first element is the shard's soonest expiry.
@@ -208,11 +210,11 @@ impl Store {
         let shard = &self.shards[c.shard];
         let mut g = shard.lock.write();
         let mut sm = ShardMut {
-            store: self,
+            g: &self.g,
             shard,
             data: &mut g,
         };
-        let removed = sm.remove_if(c.db, c.hash, &c.key, |e| !volatile || e.expires_at_ms != 0);
+        let removed = sm.remove_if(c.db, c.hash, &c.key, |e| !volatile || e.expires_at() != 0);
         if removed.is_some() && volatile {
             sm.pop_stale_expiry_top();
         }

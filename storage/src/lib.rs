@@ -34,6 +34,7 @@ mod entry;
 mod error;
 mod evict;
 mod glob;
+mod globals;
 mod hotkeys;
 mod lock;
 pub mod memory;
@@ -41,9 +42,10 @@ mod policy;
 mod reclaimer;
 mod shard;
 mod store;
+mod table;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use entry::{EntryRef, Expiry};
+pub use entry::{EntryRef, Expiry, Removed, INLINE_MAX};
 pub use error::{OutOfMemory, StorageError};
 pub use glob::glob_match;
 pub use hotkeys::{

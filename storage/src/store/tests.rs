@@ -112,12 +112,12 @@ fn write_slot_api() {
         assert!(!slot.exists());
         assert_eq!(slot.key(), b"counter");
         slot.set(b("1"), Expiry::At(slot.now_ms() + 500));
-        (slot.get().cloned(), slot.expires_at_ms())
+        (slot.get_bytes(), slot.expires_at_ms())
     });
     assert_eq!(r, (Some(b("1")), 1_500));
     s.read(0, b"counter", |e| {
         let e = e.unwrap();
-        assert_eq!(e.value, "1");
+        assert_eq!(e.value, b"1");
         assert_eq!(e.expires_at_ms, 1_500);
     });
     // KEEPTTL overwrite keeps the TTL, plain overwrite drops it.
@@ -193,7 +193,10 @@ fn active_expiry_cycle() {
     assert_eq!(s.expire_cycle(10_000), 500);
     assert_eq!(s.stats().expired, 1000);
     assert_eq!(s.dbsize(0), 1);
-    assert_eq!(s.used_memory(), entry_memory(4, 1));
+    assert_eq!(
+        s.used_memory(),
+        entry_memory(4, 1, false) + s.overhead_memory()
+    );
 }
 
 #[test]
@@ -233,10 +236,10 @@ fn accounting_returns_to_zero() {
     let expected: u64 = keys
         .iter()
         .enumerate()
-        .map(|(i, (_, k))| entry_memory(k.len(), i % 300))
+        .map(|(i, (_, k))| entry_memory(k.len(), i % 300, i % 3 == 0))
         .sum();
-    assert_eq!(s.used_memory(), expected);
-    assert_eq!(s.stats().used_memory, expected);
+    assert_eq!(s.used_memory(), expected + s.overhead_memory());
+    assert_eq!(s.stats().used_memory, s.used_memory());
     // Overwrite some with other sizes.
     for (db, k) in keys.iter().take(500) {
         s.write(*db, k.as_bytes(), |slot| slot.set(b("short"), Expiry::Keep));
@@ -264,11 +267,12 @@ fn flush_db_and_flush_all() {
         );
         s.set(1, b(&format!("b{i}")), b("v"), Expiry::Persist);
     }
-    let one = s.used_memory() / 2;
+    let both = s.used_memory();
     s.flush_db(0, false);
     assert_eq!(s.dbsize(0), 0);
     assert_eq!(s.dbsize(1), 500);
-    assert_eq!(s.used_memory(), one);
+    assert!(s.used_memory() < both);
+    assert_eq!(s.used_memory(), s.recount_memory());
     assert_eq!(s.db_stats(1).expires, 0);
     s.set(0, b("again"), b("v"), Expiry::Persist);
     s.flush_all(true);
@@ -410,8 +414,10 @@ fn noeviction_is_oom() {
 #[test]
 fn allkeys_random_gets_under_limit() {
     let (s, _) = evict_store(EvictionPolicy::AllKeysRandom);
+    // Values large enough that entries, not table segments, are most of the memory.
+    let v = "v".repeat(1000);
     for i in 0..1000 {
-        s.set(i % 2, b(&format!("k{i}")), b("v"), Expiry::Persist);
+        s.set(i % 2, b(&format!("k{i}")), b(&v), Expiry::Persist);
     }
     let target = s.used_memory() / 2;
     s.set_maxmemory(target);
@@ -461,22 +467,24 @@ fn volatile_policies_never_evict_persistent_keys() {
 fn volatile_ttl_evicts_soonest() {
     let (s, clock) = evict_store(EvictionPolicy::VolatileTtl);
     let now = clock.now_ms();
+    let v = "v".repeat(1000);
     for i in 0..1000u64 {
         s.set(
             0,
             b(&format!("t{i}")),
-            b("v"),
+            b(&v),
             Expiry::At(now + 10_000 + i * 1000),
         );
     }
-    let per = s.used_memory() / 1000;
+    let per = (s.used_memory() - s.overhead_memory()) / 1000;
     s.set_maxmemory(s.used_memory() - 100 * per);
     s.reclaim_memory().unwrap();
     // The 100 soonest-expiring keys went (up to a few from sampling noise).
     let gone: Vec<u64> = (0..1000u64)
         .filter(|i| s.get(0, format!("t{i}").as_bytes()).is_none())
         .collect();
-    assert_eq!(gone.len(), 100);
+    // Each eviction frees an entry and sometimes the table segment it was alone in.
+    assert!((95..=105).contains(&gone.len()), "{}", gone.len());
     let early = gone.iter().filter(|&&i| i < 200).count();
     assert!(
         early >= 95,
@@ -555,7 +563,7 @@ fn multi_key_ops() {
     // Repeated keys are fine.
     s.write_many(0, &[b"dup", b"dup"], |m| {
         m.slot(0).set(b("1"), Expiry::Persist);
-        assert_eq!(m.slot(1).get(), Some(&b("1")));
+        assert_eq!(m.slot(1).get(), Some(&b"1"[..]));
         m.slot(1).remove();
         assert!(!m.slot(0).exists());
     });
@@ -591,10 +599,10 @@ fn write_many_is_atomic_for_concurrent_readers() {
     let mut checks = 0;
     while start.elapsed() < Duration::from_millis(300) {
         s.read_many(0, &refs, |m| {
-            let first = m.get(0).map(|e| e.value.clone());
+            let first = m.get(0).map(|e| e.value.to_vec());
             for i in 1..m.len() {
                 assert_eq!(
-                    m.get(i).map(|e| e.value.clone()),
+                    m.get(i).map(|e| e.value.to_vec()),
                     first,
                     "half-applied write"
                 );
