@@ -244,7 +244,8 @@ run_case() {
 STARTED=$SECONDS
 echo "# shardcache memory benchmark (issue 10): scripts/bench-memory.sh ${CASES[*]}"
 echo "date:       $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "commit:     $COMMIT$([[ -z $(git status --porcelain --untracked-files=no) ]] || echo ' (working tree has uncommitted changes)')"
+echo "commit:     $COMMIT$([[ -z $(git status --porcelain --untracked-files=no) ]] || echo ' (working tree has uncommitted changes)');" \
+  "server sources (protocol config storage server) last changed in $(git log -1 --format=%h -- protocol config storage server)"
 echo "machine:    $(nproc) CPUs, kernel $(uname -r), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)," \
   "$(awk '/^MemTotal:/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)"
 echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise to latency, not to memory)"
