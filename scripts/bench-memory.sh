@@ -19,7 +19,10 @@
 # and shardcache's used_memory / RSS growth, which must be within 0.90..1.10 (its memory
 # accounting, which maxmemory enforces, has to match what the process really takes). The SET
 # latency percentiles are what the loader measured during the load: per SET, from the write of
-# its batch (--pipeline SETs per connection in flight) to its reply.
+# its batch (--pipeline SETs per connection in flight) to its reply. The loader is closed-loop,
+# so a server stall delays only the CONNECTIONS x PIPELINE SETs in flight: it shows in max, and
+# in p99.9 only if stalls add up to 0.1% of the SETs. Memory figures repeat to 0.1 MiB from run
+# to run; latency on a shared machine does not (compare several runs).
 #
 # --save       also write everything printed to docs/bench/raw/memory-<date>-<commit>[-TAG].txt
 # --tag TAG    suffix for that file name (e.g. before, jemalloc)
@@ -181,7 +184,7 @@ run_case() {
   esac
   desc="$keys keys, key 16 B, value $value B, $( ((ttl)) && echo "SET ... EX $ttl" || echo "no TTL")"
   echo
-  echo "== $case: $desc; goal shardcache/redis RSS <= $goal"
+  echo "== $case: $desc; goal shardcache/redis RSS <= $goal (load avg $(cut -d' ' -f1 /proc/loadavg))"
   start_servers
   sleep 0.5
   local r_before s_before s_used_before
