@@ -14,8 +14,8 @@
 # pinned to CPU 0 (taskset), and loads the same keys into each in turn with
 # `shardcache-bench load` pinned to CPU 1 (keys `key:` + 12 zero-padded digits, exactly 16
 # bytes, 0..N in order; values exactly the given size). It prints, per server, VmRSS from
-# /proc/PID/status before and after the load (after SETTLE seconds), `used_memory` from
-# INFO memory and DBSIZE (checked against N); then shardcache RSS / redis RSS against the goal,
+# /proc/PID/status before and after the load, the peak (VmHWM), `used_memory` from INFO memory
+# and DBSIZE (checked against N); then shardcache RSS / redis RSS against the goal,
 # and shardcache's used_memory / RSS growth, which must be within 0.90..1.10 (its memory
 # accounting, which maxmemory enforces, has to match what the process really takes). The SET
 # latency percentiles are what the loader measured during the load: per SET, from the write of
@@ -23,6 +23,11 @@
 # so a server stall delays only the CONNECTIONS x PIPELINE SETs in flight: it shows in max, and
 # in p99.9 only if stalls add up to 0.1% of the SETs. Memory figures repeat to 0.1 MiB from run
 # to run; latency on a shared machine does not (compare several runs).
+#
+# "After the load" is once RSS has settled: redis's jemalloc hands freed pages (old hash tables,
+# buffers) back to the kernel over its 10 s dirty-page decay, which takes redis's RSS for
+# `small` from 150 down to 146 MiB. So the script waits SETTLE seconds, then until neither RSS
+# changed during the last second (at most 20 s more).
 #
 # --save       also write everything printed to docs/bench/raw/memory-<date>-<commit>[-TAG].txt
 # --tag TAG    suffix for that file name (e.g. before, jemalloc)
@@ -35,7 +40,7 @@
 #   REDIS_ARGS       extra redis-server options, word-split
 #   BENCH_BIN        the loader (default target/release/shardcache-bench, built first)
 #   CONNECTIONS=4 PIPELINE=64   loader connections, SETs per batch per connection
-#   SETTLE=2         seconds to wait after a load before reading RSS and INFO
+#   SETTLE=10        seconds to wait after a load before watching RSS settle
 #   NO_BUILD=1       do not run cargo (use the binaries as they are)
 #
 # The "result case=..." lines at the end are machine-readable, one per case.
@@ -64,7 +69,7 @@ SHARDCACHE_ARGS=${SHARDCACHE_ARGS:-}
 REDIS_ARGS=${REDIS_ARGS:-}
 CONNECTIONS=${CONNECTIONS:-4}
 PIPELINE=${PIPELINE:-64}
-SETTLE=${SETTLE:-2}
+SETTLE=${SETTLE:-10}
 for tool in redis-cli taskset; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-tools util-linux)" >&2; exit 1; }
 done
@@ -122,6 +127,21 @@ wait_ready() {
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+# Sleeps SETTLE s, then until both servers' RSS held still for 1 s (20 s at most); sets WAITED.
+settle() {
+  local a b
+  sleep "$SETTLE"
+  WAITED=$SETTLE
+  for _ in $(seq 20); do
+    a="$(rss_kib "$RPID") $(rss_kib "$SPID")"
+    sleep 1
+    WAITED=$((WAITED + 1))
+    b="$(rss_kib "$RPID") $(rss_kib "$SPID")"
+    [[ $a != "$b" ]] || break
+  done
+}
 info_field() { redis-cli -p "$1" info "$2" | tr -d '\r' | awk -F: -v k="$3" '$1 == k {print $2}'; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 
@@ -198,10 +218,13 @@ run_case() {
   load shardcache "$SPORT" "$keys" "$value" "$ttl"
   ((L_ok)) || ok=0
   s_p99=$L_p99_us s_p999=$L_p999_us s_max=$L_max_us
-  sleep "$SETTLE"
+  settle
   local r_after s_after r_used s_used r_db s_db
   r_after=$(($(rss_kib "$RPID") * 1024))
   s_after=$(($(rss_kib "$SPID") * 1024))
+  local r_peak s_peak
+  r_peak=$(($(hwm_kib "$RPID") * 1024))
+  s_peak=$(($(hwm_kib "$SPID") * 1024))
   r_used=$(info_field "$RPORT" memory used_memory)
   s_used=$(info_field "$SPORT" memory used_memory)
   r_db=$(redis-cli -p "$RPORT" dbsize)
@@ -209,13 +232,15 @@ run_case() {
   stop_servers
   [[ $r_db == "$keys" && $s_db == "$keys" ]] || ok=0
 
-  printf '  %-10s %11s %11s %11s %12s %11s %9s\n' server "rss_before" "rss_after" "rss_growth" "used_memory" "used/growth" dbsize
-  local name before after used db
+  echo "  RSS settled ${WAITED} s after the load"
+  printf '  %-10s %11s %11s %11s %11s %12s %11s %9s\n' server "rss_before" "rss_after" "rss_growth" "rss_peak" \
+    "used_memory" "used/growth" dbsize
+  local name before after peak used db
   for name in redis shardcache; do
-    if [[ $name == redis ]]; then before=$r_before after=$r_after used=$r_used db=$r_db; else
-      before=$s_before after=$s_after used=$s_used db=$s_db; fi
-    printf '  %-10s %7s MiB %7s MiB %7s MiB %8s MiB %11s %9s%s\n' "$name" "$(mib "$before")" "$(mib "$after")" \
-      "$(mib $((after - before)))" "$(mib "$used")" \
+    if [[ $name == redis ]]; then before=$r_before after=$r_after peak=$r_peak used=$r_used db=$r_db; else
+      before=$s_before after=$s_after peak=$s_peak used=$s_used db=$s_db; fi
+    printf '  %-10s %7s MiB %7s MiB %7s MiB %7s MiB %8s MiB %11s %9s%s\n' "$name" "$(mib "$before")" "$(mib "$after")" \
+      "$(mib $((after - before)))" "$(mib "$peak")" "$(mib "$used")" \
       "$(awk -v u="$used" -v g=$((after - before)) 'BEGIN {if (g > 0) printf "%.2f", u / g; else printf "-"}')" \
       "$db" "$([[ $db == "$keys" ]] || echo "  != $keys")"
   done
@@ -241,7 +266,7 @@ run_case() {
   SUMMARY+=("$(printf '%-6s %9s %6s %5s %11s %11s %6s %5s %-7s %12s %-7s %s' "$case" "$keys" "$value" \
     "$( ((ttl)) && echo "$ttl" || echo -)" "$(mib "$r_after")" "$(mib "$s_after")" "$ratio" "$goal" "$v_ratio" \
     "$acct" "$v_acct" "${v_lat:+p99.9 redis $r_p999 us, shardcache $s_p999 us: $v_lat}")")
-  RESULTS+=("result case=$case keys=$keys value_size=$value ttl=$ttl valid=$ok redis_rss_before=$r_before redis_rss=$r_after redis_used_memory=$r_used shardcache_rss_before=$s_before shardcache_rss=$s_after shardcache_used_memory=$s_used ratio=$ratio goal=$goal verdict=$v_ratio accounting=$acct accounting_verdict=$v_acct$latency")
+  RESULTS+=("result case=$case keys=$keys value_size=$value ttl=$ttl valid=$ok redis_rss_before=$r_before redis_rss=$r_after redis_rss_peak=$r_peak redis_used_memory=$r_used shardcache_rss_before=$s_before shardcache_rss=$s_after shardcache_rss_peak=$s_peak shardcache_used_memory=$s_used ratio=$ratio goal=$goal verdict=$v_ratio accounting=$acct accounting_verdict=$v_acct$latency")
 }
 
 STARTED=$SECONDS
@@ -256,7 +281,8 @@ echo "redis:      $("$REDIS_BIN" --version) ($REDIS_BIN --save '' --appendonly n
 echo "shardcache: $("$SHARDCACHE_BIN" --version) ($SHARDCACHE_BIN $SHARDCACHE_ARGS)"
 echo "loader:     $BENCH_BIN load --key-size 16 --connections $CONNECTIONS --pipeline $PIPELINE"
 echo "pinning:    each server on CPU 0, the loader on CPU 1 (taskset); servers restarted for every case"
-echo "RSS:        VmRSS from /proc/PID/status, 0.5 s after PING answers and $SETTLE s after the load; 1 MiB = 1048576 B"
+echo "RSS:        VmRSS from /proc/PID/status 0.5 s after PING answers, and after the load once settled" \
+  "(>= $SETTLE s, then unchanged for 1 s); peak = VmHWM; 1 MiB = 1048576 B"
 
 for c in "${CASES[@]}"; do run_case "$c"; done
 
