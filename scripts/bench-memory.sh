@@ -83,7 +83,7 @@ BENCH_BIN=${BENCH_BIN:-target/release/shardcache-bench}
 for b in "$SHARDCACHE_BIN" "$BENCH_BIN"; do
   [[ -x $b ]] || { echo "no executable $b (build it, or set SHARDCACHE_BIN / BENCH_BIN)" >&2; exit 1; }
 done
-[[ $SHARDCACHE_ARGS == *--metrics-addr* ]] || SHARDCACHE_ARGS="--metrics-addr= $SHARDCACHE_ARGS"
+[[ $SHARDCACHE_ARGS == *--metrics-addr* ]] || SHARDCACHE_ARGS="--metrics-addr=${SHARDCACHE_ARGS:+ $SHARDCACHE_ARGS}"
 
 COMMIT=$(git rev-parse --short HEAD)
 DATE=$(date -u +%Y-%m-%d)
@@ -277,7 +277,7 @@ echo "commit:     $COMMIT$([[ -z $(git status --porcelain --untracked-files=no) 
 echo "machine:    $(nproc) CPUs, kernel $(uname -r), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)," \
   "$(awk '/^MemTotal:/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)"
 echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise to latency, not to memory)"
-echo "redis:      $("$REDIS_BIN" --version) ($REDIS_BIN --save '' --appendonly no $REDIS_ARGS)"
+echo "redis:      $("$REDIS_BIN" --version) ($REDIS_BIN --save '' --appendonly no${REDIS_ARGS:+ $REDIS_ARGS})"
 echo "shardcache: $("$SHARDCACHE_BIN" --version) ($SHARDCACHE_BIN $SHARDCACHE_ARGS)"
 echo "loader:     $BENCH_BIN load --key-size 16 --connections $CONNECTIONS --pipeline $PIPELINE"
 echo "pinning:    each server on CPU 0, the loader on CPU 1 (taskset); servers restarted for every case"
