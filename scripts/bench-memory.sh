@@ -40,7 +40,8 @@
 #   REDIS_ARGS       extra redis-server options, word-split
 #   BENCH_BIN        the loader (default target/release/shardcache-bench, built first)
 #   CONNECTIONS=4 PIPELINE=64   loader connections, SETs per batch per connection
-#   SETTLE=10        seconds to wait after a load before watching RSS settle
+#   SETTLE=10        seconds to wait after a load before watching RSS settle (below 10, redis
+#                    may not have returned its freed pages yet: 150 instead of 146 MiB for small)
 #   NO_BUILD=1       do not run cargo (use the binaries as they are)
 #
 # The "result case=..." lines at the end are machine-readable, one per case.
