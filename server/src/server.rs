@@ -104,7 +104,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let reclaimer = shared.store.spawn_reclaimer(EXPIRE_INTERVAL);
+    let reclaimer = shardcache_storage::Reclaimer::spawn(&shared.store, EXPIRE_INTERVAL);
 
     info!(
         addr = %listener.local_addr()?,

@@ -23,7 +23,7 @@
 //! one carry nothing for it.
 //!
 //! A value is stored *inline* unless it is larger than [`INLINE_MAX`] or a separate buffer
-//! costs less memory under the allocator's size classes ([`crate::memory::prefer_external`]);
+//! costs less memory under the allocator's size classes ([`prefer_external`]);
 //! an external value is a `Bytes` made with `Bytes::from_owner`, whose shared header is
 //! allocated when the value is stored, never lazily on a read.
 //!
@@ -50,6 +50,7 @@
 //! Switching policy reinterprets existing words, as in Redis; they converge as keys are
 //! touched.
 
+use crate::memory::{alloc_size, external_cost};
 use bytes::Bytes;
 use rand::Rng;
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
@@ -113,11 +114,21 @@ impl Shape {
         }
     }
 
-    /// The shape a new entry gets: inline or external chosen by
-    /// [`crate::memory::prefer_external`].
+    /// The shape a new entry gets: the value inline or in a buffer of its own, whichever
+    /// [`prefer_external`] picks.
     pub(crate) fn for_value(klen: usize, vlen: usize, ttl: bool) -> Shape {
-        let external = crate::memory::prefer_external(klen, vlen, ttl);
-        Shape::new(klen, vlen, ttl, external)
+        Shape::new(klen, vlen, ttl, prefer_external(klen, vlen, ttl))
+    }
+
+    /// Bytes this shape holds on the heap: the block at its size class, plus an external
+    /// value's buffer of `vlen` bytes and its owner header.
+    fn memory(self, external_len: usize) -> u64 {
+        let ext = if self.flags & F_EXTERNAL != 0 {
+            external_cost(external_len)
+        } else {
+            0
+        };
+        alloc_size(self.size()) + ext
     }
 
     #[inline]
@@ -392,13 +403,7 @@ impl EntryBox {
     /// Bytes this entry holds on the heap under the allocator's size classes (block, plus
     /// the external buffer and its shared header).
     pub(crate) fn memory(&self) -> u64 {
-        let s = self.shape();
-        let ext = if s.flags & F_EXTERNAL != 0 {
-            crate::memory::external_cost(self.value().len())
-        } else {
-            0
-        };
-        crate::memory::alloc_size(s.size()) + ext
+        self.shape().memory(self.value().len())
     }
 }
 
@@ -415,6 +420,28 @@ impl Drop for EntryBox {
             dealloc(self.0.as_ptr(), s.layout());
         }
     }
+}
+
+/// Whether a value of `value_len` bytes is stored in its own buffer: always above
+/// [`INLINE_MAX`], and otherwise when that costs less memory than inline (mimalloc's classes
+/// are exact at powers of two, so a 1 KiB value fits a 1 KiB buffer while a block holding it
+/// and its key would round up to 1.25 KiB).
+pub(crate) fn prefer_external(key_len: usize, value_len: usize, ttl: bool) -> bool {
+    if value_len > INLINE_MAX {
+        return true;
+    }
+    if value_len < 256 {
+        return false;
+    }
+    let inline = Shape::new(key_len, value_len, ttl, false).memory(0);
+    let external = Shape::new(key_len, value_len, ttl, true).memory(value_len);
+    external < inline
+}
+
+/// Accounted bytes of one entry (without its share of the table, see [`crate::memory`]): a
+/// key of `key_len` bytes, a value of `value_len` bytes, with room for a TTL if `ttl`.
+pub fn entry_memory(key_len: usize, value_len: usize, ttl: bool) -> u64 {
+    Shape::for_value(key_len, value_len, ttl).memory(value_len)
 }
 
 /// A value buffer for an external value: exactly `value.len()` bytes plus a shared header
@@ -598,6 +625,49 @@ mod tests {
         assert!(c > 10 && c < 60, "counter {c}");
         // Ten minutes later the counter has decayed by ten.
         assert_eq!(lfu_decayed(a.load(Relaxed), 10 * 60_000), c - 10);
+    }
+
+    #[test]
+    fn entry_model() {
+        // 16-byte key, 32-byte value: one 56-byte block in the 64-byte class; a TTL fits the
+        // same class.
+        assert_eq!(entry_memory(16, 32, false), 64);
+        assert_eq!(entry_memory(16, 32, true), 64);
+        // 1 KiB values go to their own exact-size buffer.
+        assert!(prefer_external(16, 1024, false));
+        assert_eq!(entry_memory(16, 1024, false), 64 + 1024 + 32);
+        // Large values are always external.
+        assert!(prefer_external(1, INLINE_MAX + 1, false));
+        assert_eq!(entry_memory(0, 0, false), 8);
+    }
+
+    #[test]
+    fn blocks_round_trip() {
+        let long_key = vec![b'k'; 300];
+        for (key, value, at) in [
+            (&b"key"[..], &b"value"[..], 0),
+            (&b""[..], &b""[..], 0),
+            (&b"k"[..], &[7u8; 20_000][..], 0),
+            (&long_key[..], &b"v"[..], 42),
+            (&b"k2"[..], &[1u8; 1024][..], 99),
+        ] {
+            let mut e = EntryBox::new(key, value, false, at);
+            assert_eq!(e.key(), key);
+            assert_eq!(e.value(), value);
+            assert_eq!(e.expires_at(), at);
+            assert_eq!(&e.value_bytes()[..], value);
+            assert_eq!(e.memory(), entry_memory(key.len(), value.len(), at != 0));
+            let mut grown = e.with_ttl_room();
+            grown.set_expires_at(7);
+            assert_eq!(
+                (grown.key(), grown.value(), grown.expires_at()),
+                (key, value, 7)
+            );
+            if e.has_ttl_room() {
+                e.set_expires_at(0);
+                assert_eq!(e.expires_at(), 0);
+            }
+        }
     }
 
     #[test]

@@ -18,9 +18,9 @@
 
 use crate::entry::{lfu_decayed, EntryBox};
 use crate::error::OutOfMemory;
+use crate::globals::Globals;
 use crate::policy::EvictionPolicy;
-use crate::shard::{ShardData, ShardMut};
-use crate::store::Store;
+use crate::shard::{Shard, ShardData, ShardMut};
 use crate::table::Table;
 use bytes::Bytes;
 use rand::Rng;
@@ -111,7 +111,21 @@ pub(crate) fn sample_table<'t>(
     }
 }
 
-impl Store {
+/// What eviction works on: the shards and the store's settings (the store hands these in,
+/// so this module sits below `store`).
+pub(crate) struct Evictor<'a> {
+    pub(crate) shards: &'a [Shard],
+    pub(crate) g: &'a Globals,
+}
+
+impl Evictor<'_> {
+    fn used_memory(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.used_memory.load(Relaxed))
+            .sum()
+    }
+
     fn score(&self, policy: EvictionPolicy, e: &EntryBox, now: u64) -> u64 {
         if e.expired_at(now) {
             return u64::MAX;
@@ -141,7 +155,7 @@ impl Store {
         ) {
             1
         } else {
-            self.samples()
+            self.g.samples.load(Relaxed)
         };
         let g = self.shards[idx].lock.read();
         let data: &ShardData = &g;
@@ -151,7 +165,7 @@ impl Store {
                 score: self.score(policy, e, now),
                 shard: idx,
                 db,
-                hash: self.hash(e.key()),
+                hash: self.g.hash(e.key()),
                 key: Bytes::copy_from_slice(e.key()),
             });
             offered.set(offered.get() + 1);
@@ -163,7 +177,7 @@ impl Store {
             }
             let lookup = |i: usize| {
                 let it = &items[i];
-                data.find_item(&self.g, it).map(|e| (e, it.db()))
+                data.find_item(self.g, it).map(|e| (e, it.db()))
             };
             if policy == EvictionPolicy::VolatileTtl {
                 // The heap's first element is the shard's soonest expiry.
@@ -210,7 +224,7 @@ impl Store {
         let shard = &self.shards[c.shard];
         let mut g = shard.lock.write();
         let mut sm = ShardMut {
-            g: &self.g,
+            g: self.g,
             shard,
             data: &mut g,
         };
@@ -233,25 +247,25 @@ impl Store {
         }
     }
 
-    /// The slow path of [`Store::reclaim_memory`].
+    /// The slow path of `Store::reclaim_memory`: evicts with `pool` (the store's, kept
+    /// between calls as Redis keeps its pool) until under `maxmemory`.
     #[cold]
-    pub(crate) fn evict_until_under(&self) -> Result<(), OutOfMemory> {
-        let mut pool = self.evict_pool.lock();
-        self.tick();
-        let now = self.now_ms();
+    pub(crate) fn evict_until_under(&self, pool: &mut EvictionPool) -> Result<(), OutOfMemory> {
+        let now = self.g.now_ms();
+        self.g.coarse_ms.store(now, Relaxed);
         let mut rng = rand::rng();
         let n = self.shards.len();
         let mut evicted = 0u64;
         let mut fruitless = 0u32;
         loop {
-            let max = self.maxmemory();
+            let max = self.g.maxmemory.load(Relaxed);
             if max == 0 || self.used_memory() <= max {
                 if evicted > 0 {
                     tracing::debug!(evicted, "evicted keys to get under maxmemory");
                 }
                 return Ok(());
             }
-            let policy = self.policy();
+            let policy = self.g.policy();
             if policy == EvictionPolicy::NoEviction || fruitless > 1000 {
                 return Err(OutOfMemory);
             }
@@ -261,18 +275,11 @@ impl Store {
             ) {
                 pool.clear();
             }
-            self.sample_shard(
-                rng.random_range(0..n),
-                policy,
-                &mut pool,
-                &mut rng,
-                now,
-                false,
-            );
+            self.sample_shard(rng.random_range(0..n), policy, pool, &mut rng, now, false);
             if pool.cands.is_empty() {
                 // Sweep every shard before concluding nothing is evictable.
                 for idx in 0..n {
-                    self.sample_shard(idx, policy, &mut pool, &mut rng, now, true);
+                    self.sample_shard(idx, policy, pool, &mut rng, now, true);
                     if !pool.cands.is_empty() {
                         break;
                     }

@@ -3,8 +3,8 @@
 //! `used_memory` is what `maxmemory` enforces, so it must track what the process really
 //! holds, not just the payload. It is the sum of:
 //!
-//! * **each entry's block** ([`crate::entry`]), charged at the allocator's size class for its
-//!   size — [`alloc_size`] models mimalloc's bins (the server's global allocator; the
+//! * **each entry's block** (see [`crate::entry_memory`]), charged at the allocator's size
+//!   class for its size — [`alloc_size`] models mimalloc's bins (the server's global allocator; the
 //!   server's `mimalloc_model` test checks the model against `mi_usable_size`): 8 bytes,
 //!   then multiples of 16 up to 64, then four bins per power of two (~12.5% worst internal
 //!   waste), 64 KiB slices above [`LARGE_OBJECT`] and 256 KiB slices above [`HUGE_OBJECT`]. (An 8-aligned request that finds
@@ -70,44 +70,6 @@ pub fn external_cost(n: usize) -> u64 {
     }
 }
 
-/// Bytes of a block's fixed header (see [`crate::entry`]).
-const HEADER: usize = 8;
-
-fn block_size(key_len: usize, inline_value: usize, ttl: bool, external: bool) -> usize {
-    HEADER
-        + if key_len > u8::MAX as usize { 8 } else { 0 }
-        + if ttl { 8 } else { 0 }
-        + if external { 32 } else { 0 }
-        + key_len
-        + inline_value
-}
-
-/// Whether a value of `value_len` bytes is stored in its own buffer: always above
-/// [`crate::entry::INLINE_MAX`], and otherwise when that costs less memory than inline
-/// (mimalloc's bins are exact at powers of two, so a 1 KiB value fits a 1 KiB buffer while a
-/// block holding it and its key would round up to 1.25 KiB).
-pub fn prefer_external(key_len: usize, value_len: usize, ttl: bool) -> bool {
-    if value_len > crate::entry::INLINE_MAX {
-        return true;
-    }
-    if value_len < 256 {
-        return false;
-    }
-    let inline = alloc_size(block_size(key_len, value_len, ttl, false));
-    let external = alloc_size(block_size(key_len, 0, ttl, true)) + external_cost(value_len);
-    external < inline
-}
-
-/// Accounted bytes of one entry (without its share of the table): a key of `key_len` bytes,
-/// a value of `value_len` bytes, with room for a TTL if `ttl`.
-pub fn entry_memory(key_len: usize, value_len: usize, ttl: bool) -> u64 {
-    if prefer_external(key_len, value_len, ttl) {
-        alloc_size(block_size(key_len, 0, ttl, true)) + external_cost(value_len)
-    } else {
-        alloc_size(block_size(key_len, value_len, ttl, false))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,19 +88,5 @@ mod tests {
         assert_eq!(alloc_size(1024), 1024);
         assert_eq!(alloc_size(1048), 1280);
         assert_eq!(alloc_size(LARGE_OBJECT + 1), LARGE_OBJECT as u64 + 65536);
-    }
-
-    #[test]
-    fn entry_model() {
-        // 16-byte key, 32-byte value: one 56-byte block in the 64-byte class; a TTL fits the
-        // same class.
-        assert_eq!(entry_memory(16, 32, false), 64);
-        assert_eq!(entry_memory(16, 32, true), 64);
-        // 1 KiB values go to their own exact-size buffer.
-        assert!(prefer_external(16, 1024, false));
-        assert_eq!(entry_memory(16, 1024, false), 64 + 1024 + 32);
-        // Large values are always external.
-        assert!(prefer_external(1, crate::entry::INLINE_MAX + 1, false));
-        assert_eq!(entry_memory(0, 0, false), 8);
     }
 }

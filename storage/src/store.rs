@@ -3,7 +3,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::entry::{touch, EntryBox, EntryRef, Expiry, Removed};
 use crate::error::StorageError;
-use crate::evict::EvictionPool;
+use crate::evict::{sample_table, EvictionPool};
 use crate::glob::{glob_match, is_literal};
 use crate::globals::Globals;
 use crate::hotkeys::{should_sample, HotKey, SAMPLE_INTERVAL};
@@ -516,7 +516,7 @@ impl Store {
 
     /// SCAN. The cursor is `(shard << 48) | position`, where a key's position is a fixed
     /// function of its hash: the table segment in the top 8 bits, then the hash's low 40 bits
-    /// ([`scan_position`]). Each call returns keys of one shard (or more, if a shard runs
+    /// (`scan_position`). Each call returns keys of one shard (or more, if a shard runs
     /// out) in position order, ties together. So every key present for the whole scan is
     /// returned at least once, whatever inserts, deletes and table growth happen between
     /// calls. Cursor 0 starts and a returned 0 ends the scan.
@@ -624,7 +624,7 @@ impl Store {
                 continue;
             }
             let mut live = Vec::new();
-            crate::evict::sample_table(table, 4, &mut rng, |e| {
+            sample_table(table, 4, &mut rng, |e| {
                 if self.live(e) {
                     live.push(e);
                 }
@@ -792,17 +792,6 @@ impl Store {
         (removed, saturated)
     }
 
-    /// Starts the background expiry thread (`shardcache-expire`): every `interval` it runs
-    /// [`Store::expire_cycle`] with a budget of 2000 keys per shard, repeating while shards
-    /// still have due keys (up to half the interval), advances the LRU clock, and evicts if
-    /// used memory is above `maxmemory`. Stops when the returned handle is dropped.
-    ///
-    /// # Panics
-    /// If the OS cannot spawn a thread.
-    pub fn spawn_reclaimer(self: &Arc<Self>, interval: std::time::Duration) -> crate::Reclaimer {
-        crate::reclaimer::spawn(Arc::downgrade(self), interval)
-    }
-
     /// Called before every command that may grow memory (Redis `performEvictions`). Fast
     /// path: one atomic load when under the limit. Otherwise evicts keys per the policy,
     /// using Redis's approximation (sample `samples` keys into a pool of the 16 best
@@ -826,6 +815,16 @@ impl Store {
             return Ok(());
         }
         self.evict_until_under()
+    }
+
+    #[cold]
+    fn evict_until_under(&self) -> Result<(), crate::OutOfMemory> {
+        let mut pool = self.evict_pool.lock();
+        crate::evict::Evictor {
+            shards: &self.shards,
+            g: &self.g,
+        }
+        .evict_until_under(&mut pool)
     }
 
     /// Accounted bytes (`used_memory`): entries, table segments and expiry indexes, see

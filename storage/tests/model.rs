@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use shardcache_storage::memory::entry_memory;
+use shardcache_storage::entry_memory;
 use shardcache_storage::{Clock, Expiry, ManualClock, Store, StoreConfig};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::memory::entry_memory;
+use crate::entry::entry_memory;
 use crate::ManualClock;
 use proptest::prelude::*;
 use std::collections::{BTreeSet, HashSet};
@@ -618,7 +618,7 @@ fn write_many_is_atomic_for_concurrent_readers() {
 #[test]
 fn reclaimer_removes_100k_keys_within_4s() {
     let s = Arc::new(store(16));
-    let reclaimer = s.spawn_reclaimer(Duration::from_millis(100));
+    let reclaimer = crate::Reclaimer::spawn(&s, Duration::from_millis(100));
     for i in 0..100_000 {
         s.set(
             0,
@@ -652,7 +652,7 @@ fn reclaimer_removes_100k_keys_within_4s() {
 #[test]
 fn reclaimer_stops_on_drop() {
     let s = Arc::new(store(1));
-    let r = s.spawn_reclaimer(Duration::from_millis(5));
+    let r = crate::Reclaimer::spawn(&s, Duration::from_millis(5));
     std::thread::sleep(Duration::from_millis(20));
     drop(r);
     // The thread held only a weak reference.
