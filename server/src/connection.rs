@@ -9,7 +9,8 @@
 //!
 //! Statistics: commands are counted in the worker's own [`WorkerStats`] (no cache line shared
 //! with another thread is written per request). With `--lock-stats` on, a batch's commands
-//! are timed together, two clock reads per batch, and each is recorded with an equal share;
+//! are timed together, two reads of the CPU's time-stamp counter per batch (no system clock
+//! read: see [`latency::ticks`]), and each is recorded with an equal share;
 //! a command run off the event loop is timed alone.
 //!
 //! Long commands (`KEYS`, `FLUSHALL`, `INFO`, a big `SCAN` page: see
@@ -40,6 +41,7 @@ use tokio_util::codec::Decoder;
 use tracing::{debug, warn};
 
 use crate::command::{self, Dispatched, Flow};
+use crate::latency;
 use crate::state::Shared;
 use crate::stats::WorkerStats;
 
@@ -106,10 +108,11 @@ pub struct Connection {
     timed: Vec<u16>,
 }
 
-/// The start of the run of commands being timed, and the commands in it.
+/// The start of the run of commands being timed (in [`latency::ticks`]); the commands are in
+/// `Connection::timed`.
 struct Run {
     timing: bool,
-    started: Option<Instant>,
+    started: Option<u64>,
 }
 
 impl Run {
@@ -118,7 +121,7 @@ impl Run {
     fn command(&mut self, timed: &mut Vec<u16>, index: usize) {
         if self.timing {
             if self.started.is_none() {
-                self.started = Some(Instant::now());
+                self.started = Some(latency::ticks());
             }
             timed.push(index as u16);
         }
@@ -127,7 +130,10 @@ impl Run {
     /// Ends the run: its time is shared evenly by its commands.
     fn end(&mut self, stats: &WorkerStats, timed: &mut Vec<u16>) {
         if let Some(t0) = self.started.take() {
-            stats.durations(timed, t0.elapsed().as_nanos() as u64);
+            stats.durations(
+                timed,
+                latency::ticks_to_ns(latency::ticks().saturating_sub(t0)),
+            );
         }
         timed.clear();
     }

@@ -203,6 +203,7 @@ impl Shared {
             policy,
             samples: config.maxmemory_samples,
         })?;
+        crate::latency::calibrate();
         let limits = Limits {
             max_bulk_len: usize::try_from(config.proto_max_bulk_len.bytes()).unwrap_or(usize::MAX),
             ..Limits::default()

@@ -117,7 +117,7 @@ impl WorkerStats {
     }
 
     /// A run of commands (indices into [`COMMANDS`]) that took `ns` together: each is
-    /// recorded with an equal share. This is how a batch is timed with two clock reads
+    /// recorded with an equal share. This is how a batch is timed with two counter reads
     /// instead of two per command.
     pub fn durations(&self, indices: &[u16], ns: u64) {
         let n = indices.len() as u64;

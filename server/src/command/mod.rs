@@ -814,9 +814,26 @@ fn table() -> &'static HashMap<&'static [u8], Entry, ahash::RandomState> {
 const MAX_NAME_LEN: usize = 64;
 
 /// The names one server answers to: [`COMMANDS`] after `--rename-command` and
-/// `--disable-command`. Built once at start; looked up per request without allocating.
+/// `--disable-command`. Built once at start; looked up per request without allocating or
+/// hashing: names are bucketed by length and first letter, so a lookup is one index and
+/// (almost always) one case-insensitive comparison.
 pub struct CommandNames {
-    map: HashMap<Box<[u8]>, Entry, ahash::RandomState>,
+    /// Indexed by [`name_slot`]; lower-case names.
+    buckets: Box<[Vec<Named>]>,
+}
+
+/// A lower-case command name and what dispatch needs of it.
+type Named = (Box<[u8]>, Entry);
+
+/// Letters of the first byte that tell buckets apart (its low 5 bits, case folded).
+const FIRST_SLOTS: usize = 32;
+
+/// The bucket of a name: its length and first byte (`None` when empty or too long).
+#[inline]
+fn name_slot(name: &[u8]) -> Option<usize> {
+    let first = *name.first()?;
+    (name.len() <= MAX_NAME_LEN)
+        .then(|| name.len() * FIRST_SLOTS + usize::from(first.to_ascii_lowercase() & 31))
 }
 
 impl CommandNames {
@@ -859,17 +876,25 @@ impl CommandNames {
                 ));
             }
         }
-        Ok(CommandNames { map })
+        let mut buckets: Vec<Vec<Named>> = vec![Vec::new(); (MAX_NAME_LEN + 1) * FIRST_SLOTS];
+        for (name, entry) in map {
+            if let Some(slot) = name_slot(&name) {
+                buckets[slot].push((name, entry));
+            }
+        }
+        Ok(CommandNames {
+            buckets: buckets.into(),
+        })
     }
 
     /// Finds a command by name, case-insensitively, without allocating.
+    #[inline]
     fn get(&self, name: &[u8]) -> Option<Entry> {
-        let mut buf = [0u8; MAX_NAME_LEN];
-        let lower = buf.get_mut(..name.len())?;
-        for (d, s) in lower.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        self.map.get(&*lower).copied()
+        self.buckets
+            .get(name_slot(name)?)?
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, e)| *e)
     }
 }
 
@@ -1139,6 +1164,16 @@ mod tests {
         assert_eq!(COMMANDS[k.index].name, "keys");
         assert!(t.get(b"GET").is_some());
         assert!(t.get(&[b'a'; 100]).is_none());
+        assert!(t.get(b"").is_none());
+        assert!(t.get(b"gex").is_none());
+        assert!(t.get(b"Gxt").is_none());
+        let all = names(&[], &[]).unwrap();
+        for c in COMMANDS {
+            assert_eq!(
+                all.get(c.name.to_uppercase().as_bytes()).map(|e| e.index),
+                lookup(c.name.as_bytes()).map(|(i, _)| i)
+            );
+        }
         assert!(t.get(b"auth").unwrap().no_auth);
         assert!(!t.get(b"get").unwrap().no_auth);
         assert!(names(&["nosuch", "x"], &[]).is_err());
