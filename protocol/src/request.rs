@@ -284,12 +284,19 @@ impl RequestDecoder {
             return Ok(Step::Incomplete);
         };
         self.line = LineScan::default();
-        let frame = buf.split_to(mb.pos).freeze();
-        let args = mb
-            .args
+        let mut frame = buf.split_to(mb.pos).freeze();
+        // Every argument but the last is a new reference to the frame; the last *is* the frame,
+        // narrowed, which saves one reference count increment and decrement per request.
+        let Some((&(last_start, last_end), rest)) = mb.args.split_last() else {
+            return Ok(Step::Skipped);
+        };
+        let mut args: SmallVec<[Bytes; 8]> = rest
             .iter()
             .map(|&(start, end)| frame.slice(start..end))
             .collect();
+        frame.truncate(last_end);
+        frame.advance(last_start);
+        args.push(frame);
         Ok(Step::Done(Request { args }))
     }
 
