@@ -291,7 +291,9 @@ pub struct Config {
     pub metrics_top_shards: usize,
 
     /// Count shard lock acquisitions and time contended waits (the contention metrics,
-    /// INFO contention, HOTKEYS). `false` only to measure what the instrumentation costs.
+    /// INFO contention, HOTKEYS), and time commands (INFO commandstats usec, INFO
+    /// latencystats, the command duration histogram). `false` only to measure what the
+    /// instrumentation costs; commands are still counted.
     #[arg(long = "lock-stats", env = "SHARDCACHE_LOCK_STATS", default_value_t = true, action = clap::ArgAction::Set)]
     pub lock_stats: bool,
 
