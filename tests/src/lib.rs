@@ -63,6 +63,9 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// Worker threads of a test server that does not choose (`--threads`).
+pub const DEFAULT_TEST_THREADS: &str = "2";
+
 /// A running `shardcache` process; killed on drop.
 pub struct Server {
     child: Option<Child>,
@@ -74,7 +77,8 @@ pub struct Server {
 
 impl Server {
     /// Starts the server on a free port with `extra` options and waits until it accepts
-    /// connections. The metrics endpoint is off unless `extra` sets `--metrics-addr`.
+    /// connections. The metrics endpoint is off unless `extra` sets `--metrics-addr`; the
+    /// server runs [`DEFAULT_TEST_THREADS`] worker threads unless `extra` sets `--threads`.
     pub fn start(extra: &[&str]) -> Server {
         Self::try_start(extra).unwrap_or_else(|e| panic!("shardcache did not start: {e}"))
     }
@@ -100,6 +104,11 @@ impl Server {
         ];
         if !extra.contains(&"--metrics-addr") {
             args.extend(["--metrics-addr".into(), String::new()]);
+        }
+        // Every test runs the server with several worker threads (connections spread over
+        // them), whatever the machine's CPU count, unless it asks for a thread count.
+        if !extra.contains(&"--threads") {
+            args.extend(["--threads".into(), DEFAULT_TEST_THREADS.into()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut child = Command::new(shardcache_bin())

@@ -16,16 +16,14 @@ pub mod unsupported;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use shardcache_protocol::{reply, Request, Version};
 
 use crate::connection::ClientState;
-use crate::latency::LatencyHistogram;
 use crate::state::Shared;
+use crate::stats::WorkerStats;
 
 /// The Redis version shardcache reports (`INFO`'s `redis_version`, `HELLO`'s `version`).
 pub fn connection_compat_version() -> &'static str {
@@ -785,6 +783,8 @@ struct Entry {
     denyoom: bool,
     /// Runs before `AUTH` (Redis's `no_auth` flag: AUTH, HELLO, QUIT).
     no_auth: bool,
+    /// Whether it leaves the event loop (see [`Dispatched::offload`]).
+    offload: Offload,
 }
 
 impl Entry {
@@ -793,6 +793,7 @@ impl Entry {
             index,
             denyoom: c.has_flag("denyoom"),
             no_auth: c.has_flag("no_auth"),
+            offload: Offload::of(c.name),
         }
     }
 }
@@ -813,9 +814,26 @@ fn table() -> &'static HashMap<&'static [u8], Entry, ahash::RandomState> {
 const MAX_NAME_LEN: usize = 64;
 
 /// The names one server answers to: [`COMMANDS`] after `--rename-command` and
-/// `--disable-command`. Built once at start; looked up per request without allocating.
+/// `--disable-command`. Built once at start; looked up per request without allocating or
+/// hashing: names are bucketed by length and first letter, so a lookup is one index and
+/// (almost always) one case-insensitive comparison.
 pub struct CommandNames {
-    map: HashMap<Box<[u8]>, Entry, ahash::RandomState>,
+    /// Indexed by [`name_slot`]; lower-case names.
+    buckets: Box<[Vec<Named>]>,
+}
+
+/// A lower-case command name and what dispatch needs of it.
+type Named = (Box<[u8]>, Entry);
+
+/// Letters of the first byte that tell buckets apart (its low 5 bits, case folded).
+const FIRST_SLOTS: usize = 32;
+
+/// The bucket of a name: its length and first byte (`None` when empty or too long).
+#[inline]
+fn name_slot(name: &[u8]) -> Option<usize> {
+    let first = *name.first()?;
+    (name.len() <= MAX_NAME_LEN)
+        .then(|| name.len() * FIRST_SLOTS + usize::from(first.to_ascii_lowercase() & 31))
 }
 
 impl CommandNames {
@@ -858,17 +876,25 @@ impl CommandNames {
                 ));
             }
         }
-        Ok(CommandNames { map })
+        let mut buckets: Vec<Vec<Named>> = vec![Vec::new(); (MAX_NAME_LEN + 1) * FIRST_SLOTS];
+        for (name, entry) in map {
+            if let Some(slot) = name_slot(&name) {
+                buckets[slot].push((name, entry));
+            }
+        }
+        Ok(CommandNames {
+            buckets: buckets.into(),
+        })
     }
 
     /// Finds a command by name, case-insensitively, without allocating.
+    #[inline]
     fn get(&self, name: &[u8]) -> Option<Entry> {
-        let mut buf = [0u8; MAX_NAME_LEN];
-        let lower = buf.get_mut(..name.len())?;
-        for (d, s) in lower.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        self.map.get(&*lower).copied()
+        self.buckets
+            .get(name_slot(name)?)?
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, e)| *e)
     }
 }
 
@@ -886,137 +912,145 @@ pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
     lookup_entry(name).map(|e| (e.index, &COMMANDS[e.index]))
 }
 
-/// Per-command counters for `INFO commandstats` and the metrics endpoint, indexed like
-/// [`COMMANDS`].
-pub struct CommandStats {
-    entries: Box<[CommandCounters]>,
+/// A request that passed lookup, arity, authentication and the memory check: ready to run.
+#[derive(Clone, Copy, Debug)]
+pub struct Dispatched {
+    /// Index of the command in [`COMMANDS`].
+    pub index: usize,
+    offload: Offload,
 }
 
-/// Counters of one command. Aligned so two commands' counters never share a cache line.
-#[repr(align(128))]
-#[derive(Default)]
-pub struct CommandCounters {
-    /// Executions.
-    pub calls: AtomicU64,
-    /// Execution times (ns): `usec` of `INFO commandstats`, `INFO latencystats`, and the
-    /// `shardcache_command_duration_seconds` histogram.
-    pub duration: LatencyHistogram,
-    /// Executions that replied with an error.
-    pub failed: AtomicU64,
-    /// Calls refused before execution (wrong arity, over maxmemory), Redis's `rejected_calls`.
-    pub rejected: AtomicU64,
-}
-
-impl CommandStats {
-    /// Zeroed counters for every command in the table.
-    pub fn new() -> CommandStats {
-        CommandStats {
-            entries: COMMANDS
-                .iter()
-                .map(|_| CommandCounters::default())
-                .collect(),
+impl Dispatched {
+    /// Whether this request may run long enough (a keyspace walk) that the worker should run
+    /// it on its blocking pool rather than keep its other clients waiting.
+    pub fn offload(&self, args: &[Bytes]) -> bool {
+        match self.offload {
+            Offload::Never => false,
+            Offload::Always => true,
+            Offload::BigScanPage => scan_count(args).is_some_and(|n| n >= BIG_SCAN_PAGE),
         }
     }
-    /// Counters of the command at `index` in [`COMMANDS`].
-    pub fn get(&self, index: usize) -> Option<&CommandCounters> {
-        self.entries.get(index)
-    }
+}
 
-    /// Every request seen by the table's commands (calls plus rejected calls): Redis's
-    /// `total_commands_processed`, summed at read time so the hot path bumps no global counter.
-    pub fn total_processed(&self) -> u64 {
-        self.entries
-            .iter()
-            .map(|c| c.calls.load(Ordering::Relaxed) + c.rejected.load(Ordering::Relaxed))
-            .sum()
-    }
+/// Which requests leave the worker's event loop for its blocking pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offload {
+    /// Bounded work (the `fast` commands and the multi-key ones, bounded by the request size).
+    Never,
+    /// Walks or frees a whole keyspace, or scans every database (`INFO keyspace`).
+    Always,
+    /// `SCAN` with a `COUNT` of at least [`BIG_SCAN_PAGE`].
+    BigScanPage,
+}
 
-    /// The commands called at least once since start (or `CONFIG RESETSTAT`), with their
-    /// counters: what `INFO latencystats` and the duration histograms report.
-    pub fn called(&self) -> impl Iterator<Item = (&'static CommandSpec, &CommandCounters)> {
-        COMMANDS
-            .iter()
-            .zip(self.entries.iter())
-            .filter(|(_, c)| c.calls.load(Ordering::Relaxed) > 0)
-    }
+/// Commands that may walk the whole keyspace: run off the worker's event loop.
+const OFFLOADED: &[&str] = &["flushall", "flushdb", "info", "keys"];
+/// A `SCAN` page this large is run off the worker's event loop.
+const BIG_SCAN_PAGE: i64 = 1000;
 
-    /// Zeroes every command's counters and latency histogram (`CONFIG RESETSTAT`).
-    pub fn reset(&self) {
-        for c in self.entries.iter() {
-            c.calls.store(0, Ordering::Relaxed);
-            c.failed.store(0, Ordering::Relaxed);
-            c.rejected.store(0, Ordering::Relaxed);
-            c.duration.reset();
+impl Offload {
+    fn of(name: &str) -> Offload {
+        if name == "scan" {
+            Offload::BigScanPage
+        } else if OFFLOADED.contains(&name) {
+            Offload::Always
+        } else {
+            Offload::Never
         }
     }
-
-    /// Total errors of the command at `index`: failed plus rejected calls.
-    pub fn errors(&self, index: usize) -> u64 {
-        self.get(index).map_or(0, |c| {
-            c.failed.load(Ordering::Relaxed) + c.rejected.load(Ordering::Relaxed)
-        })
-    }
 }
 
-impl Default for CommandStats {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The `COUNT` argument of a `SCAN`, when present and an integer.
+fn scan_count(args: &[Bytes]) -> Option<i64> {
+    let i = args.iter().skip(2).position(|a| eq_ic(a, "count"))? + 2;
+    parse_i64_strict(args.get(i + 1)?)
 }
 
-/// Executes one request and appends its reply to `out`.
-pub fn execute(
+/// Looks the request up and checks arity, authentication and (for `denyoom` commands) the
+/// memory limit, in Redis's order. On refusal the error reply is written, the refusal
+/// counted in `stats`, and `None` returned.
+pub fn dispatch(
     shared: &Shared,
-    client: &mut ClientState,
-    request: &Request,
+    stats: &WorkerStats,
+    client: &ClientState,
+    args: &[Bytes],
     out: &mut BytesMut,
-) -> Flow {
-    let args = request.args();
-    let Some(name) = args.first() else {
-        return Flow::Continue;
-    };
+) -> Option<Dispatched> {
+    let name = args.first()?;
     let Some(found) = shared.commands.get(name) else {
-        shared.unknown_commands.fetch_add(1, Ordering::Relaxed);
+        stats.unknown_command();
         reply::error(out, &unknown_command(args));
-        return Flow::Continue;
+        return None;
     };
     let spec = &COMMANDS[found.index];
-    let counters = &shared.command_stats.entries[found.index];
     let argc = args.len() as i64;
     let arity = i64::from(spec.arity);
     if (arity > 0 && argc != arity) || argc < -arity {
-        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        stats.rejected(found.index);
         let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
         reply::error(out, msg.as_bytes());
-        return Flow::Continue;
+        return None;
     }
     // Redis's order: unknown command and arity first, then authentication. An authenticated
     // client pays this one bool test.
     if !client.authenticated && !found.no_auth && shared.auth.required() {
-        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        stats.rejected(found.index);
         reply::error(out, crate::auth::NOAUTH.as_bytes());
-        return Flow::Continue;
+        return None;
     }
     if found.denyoom && shared.store.reclaim_memory().is_err() {
-        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        stats.rejected(found.index);
         reply::error(out, CmdError::OOM.0.as_bytes());
-        return Flow::Continue;
+        return None;
     }
-    let start = Instant::now();
+    Some(Dispatched {
+        index: found.index,
+        offload: found.offload,
+    })
+}
+
+/// Runs a dispatched command's handler and writes its reply (or its error). Returns the flow
+/// and whether the command failed; counting it is the caller's (the worker that owns the
+/// statistics), so this may run on another thread.
+pub fn run(
+    shared: &Shared,
+    client: &mut ClientState,
+    index: usize,
+    args: &[Bytes],
+    out: &mut BytesMut,
+) -> (Flow, bool) {
     let mut ctx = Ctx {
         shared,
         client,
         out,
         flow: Flow::Continue,
     };
-    let result = (spec.handler)(&mut ctx, args);
+    let result = (COMMANDS[index].handler)(&mut ctx, args);
     let flow = ctx.flow;
-    if let Err(e) = result {
-        reply::error(out, e.0.as_bytes());
-        counters.failed.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(()) => (flow, false),
+        Err(e) => {
+            reply::error(out, e.0.as_bytes());
+            (flow, true)
+        }
     }
-    counters.calls.fetch_add(1, Ordering::Relaxed);
-    counters.duration.record(start.elapsed().as_nanos() as u64);
+}
+
+/// Executes one request and appends its reply to `out`, counting it in `stats` (but not
+/// timing it: connections time whole batches, see `connection.rs`).
+pub fn execute(
+    shared: &Shared,
+    stats: &WorkerStats,
+    client: &mut ClientState,
+    request: &Request,
+    out: &mut BytesMut,
+) -> Flow {
+    let args = request.args();
+    let Some(d) = dispatch(shared, stats, client, args, out) else {
+        return Flow::Continue;
+    };
+    let (flow, failed) = run(shared, client, d.index, args, out);
+    stats.call(d.index, failed);
     flow
 }
 
@@ -1130,6 +1164,16 @@ mod tests {
         assert_eq!(COMMANDS[k.index].name, "keys");
         assert!(t.get(b"GET").is_some());
         assert!(t.get(&[b'a'; 100]).is_none());
+        assert!(t.get(b"").is_none());
+        assert!(t.get(b"gex").is_none());
+        assert!(t.get(b"Gxt").is_none());
+        let all = names(&[], &[]).unwrap();
+        for c in COMMANDS {
+            assert_eq!(
+                all.get(c.name.to_uppercase().as_bytes()).map(|e| e.index),
+                lookup(c.name.as_bytes()).map(|(i, _)| i)
+            );
+        }
         assert!(t.get(b"auth").unwrap().no_auth);
         assert!(!t.get(b"get").unwrap().no_auth);
         assert!(names(&["nosuch", "x"], &[]).is_err());
@@ -1137,6 +1181,29 @@ mod tests {
         assert!(names(&["keys"], &[]).is_err());
         assert!(names(&[], &["nosuch"]).is_err());
         assert!(names(&[], &["get", ""]).is_ok());
+    }
+
+    #[test]
+    fn keyspace_walks_are_offloaded() {
+        let names = CommandNames::new(&[], &[]).unwrap();
+        let of = |words: &[&str]| {
+            let args: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.to_string())).collect();
+            let e = names.get(&args[0]).unwrap();
+            Dispatched {
+                index: e.index,
+                offload: e.offload,
+            }
+            .offload(&args)
+        };
+        assert!(of(&["KEYS", "*"]));
+        assert!(of(&["flushall"]));
+        assert!(of(&["info"]));
+        assert!(!of(&["get", "k"]));
+        assert!(!of(&["scan", "0"]));
+        assert!(!of(&["scan", "0", "count", "10"]));
+        assert!(!of(&["scan", "0", "count", "x"]));
+        assert!(!of(&["scan", "0", "match", "count"]));
+        assert!(of(&["scan", "0", "MATCH", "a*", "COUNT", "5000"]));
     }
 
     #[test]
