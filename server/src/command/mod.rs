@@ -12,6 +12,7 @@ mod keys;
 mod observe;
 mod server;
 mod strings;
+pub mod transaction;
 pub mod unsupported;
 
 use std::borrow::Cow;
@@ -279,6 +280,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::del
     ),
     cmd!(
+        "discard",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Discard all commands issued after MULTI",
+        transaction::discard
+    ),
+    cmd!(
         "echo",
         2,
         ["fast"],
@@ -288,6 +300,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "Echo the given string",
         connection::echo
+    ),
+    cmd!(
+        "exec",
+        1,
+        ["noscript", "loading", "stale", "skip_slowlog"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Execute all commands issued after MULTI",
+        transaction::exec
     ),
     cmd!(
         "exists",
@@ -519,6 +542,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Set multiple keys to multiple values, only if none of the keys exist",
         strings::msetnx
+    ),
+    cmd!(
+        "multi",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Mark the start of a transaction block",
+        transaction::multi
     ),
     cmd!(
         "persist",
@@ -772,6 +806,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Delete a key asynchronously in another thread",
         keys::unlink
+    ),
+    cmd!(
+        "unwatch",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Forget about all watched keys",
+        transaction::unwatch
+    ),
+    cmd!(
+        "watch",
+        -2,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        1,
+        -1,
+        1,
+        "transactions",
+        "Watch the given keys to determine execution of the MULTI/EXEC block",
+        transaction::watch
     ),
 ];
 
