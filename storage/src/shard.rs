@@ -63,6 +63,10 @@ impl ExpiryItem {
     pub(crate) fn db(&self) -> usize {
         (self.at_db & 0xFFFF) as usize
     }
+    /// The same item for database `db` (`SWAPDB`).
+    pub(crate) fn with_db(self, db: usize) -> Self {
+        ExpiryItem::new(self.at(), db, self.hash)
+    }
 }
 
 impl PartialOrd for ExpiryItem {

@@ -10,8 +10,8 @@ use crate::hotkeys::{should_sample, HotKey, SAMPLE_INTERVAL};
 use crate::lock::LockModeStats;
 use crate::policy::EvictionPolicy;
 use crate::shard::{
-    in_transaction, HeldShards, Shard, ShardData, ShardMut, ShardRead, ShardWrite, ValueSrc,
-    WatchFlag, EXPIRE_BATCH,
+    in_transaction, ExpiryItem, HeldShards, Shard, ShardData, ShardMut, ShardRead, ShardWrite,
+    ValueSrc, WatchFlag, EXPIRE_BATCH,
 };
 use crate::table::{segment_of, Table, SEGMENTS};
 use bytes::Bytes;
@@ -576,6 +576,61 @@ impl Store {
         let hash = self.hash(key);
         let g = self.shards[self.shard_index(hash)].read();
         g.tables[db].find(hash, key).is_some_and(|e| !self.live(e))
+    }
+
+    /// `OBJECT IDLETIME` in milliseconds from an entry's access word (LRU policies only).
+    pub fn object_idle_ms(&self, access_word: u32) -> u64 {
+        u64::from((self.g.coarse_now() as u32).wrapping_sub(access_word))
+    }
+
+    /// `OBJECT FREQ` from an entry's access word: the decayed LFU counter (LFU policies).
+    pub fn object_freq(&self, access_word: u32) -> u8 {
+        crate::entry::lfu_decayed(access_word, self.g.coarse_now())
+    }
+
+    /// `SWAPDB a b`: swaps two databases atomically (every shard is locked, in ascending
+    /// order, for the whole swap). Clients watching a key that exists in either database are
+    /// touched, as Redis does.
+    ///
+    /// # Panics
+    /// If `a` or `b` is not below `self.databases()`.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        assert!(a < self.databases && b < self.databases);
+        if a == b {
+            return;
+        }
+        self.transaction(None, || {
+            for shard in self.shards.iter() {
+                let mut g = shard.write();
+                let data: &mut ShardData = &mut g;
+                if let Some(w) = &data.watches {
+                    for ((db, key), flags) in &w.keys {
+                        let db = *db as usize;
+                        let h = self.hash(key);
+                        if (db == a || db == b)
+                            && (data.tables[a].find(h, key).is_some()
+                                || data.tables[b].find(h, key).is_some())
+                        {
+                            flags.iter().for_each(|f| f.touch());
+                        }
+                    }
+                }
+                data.tables.swap(a, b);
+                data.dbs.swap(a, b);
+                if data.ttl_keys > 0 {
+                    let items: Vec<ExpiryItem> = std::mem::take(&mut data.expiry)
+                        .into_vec()
+                        .into_iter()
+                        .map(|it| match it.db() {
+                            d if d == a => it.with_db(b),
+                            d if d == b => it.with_db(a),
+                            _ => it,
+                        })
+                        .collect();
+                    data.expiry = std::collections::BinaryHeap::from(items);
+                }
+            }
+        })
     }
 
     // ---------------------------------------------------------------- keyspace

@@ -10,86 +10,8 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use shardcache_tests::{read_replies, require, resp, RedisServer, Server};
-
-/// One step of a script: which connection (0 or 1) sends which command.
-type Step<'a> = (usize, &'a str);
-
-/// Runs `steps` against a server (two connections, `HELLO 3` first on both if `resp3`) and
-/// returns every reply, raw.
-fn play(port: u16, resp3: bool, steps: &[Step<'_>]) -> Vec<Vec<u8>> {
-    let mut conns: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
-        .collect();
-    if resp3 {
-        for c in &mut conns {
-            c.write_all(&resp(&[b"HELLO", b"3"])).unwrap();
-            read_replies(c, 1);
-        }
-    }
-    let mut out = Vec::new();
-    for (who, line) in steps {
-        if let Some(ms) = line.strip_prefix("sleep ") {
-            std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
-            continue;
-        }
-        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-        let c = &mut conns[*who];
-        c.write_all(&resp(&args)).unwrap();
-        out.push(read_replies(c, 1).remove(0));
-    }
-    out
-}
-
-/// The script as lines: `B:` sends on the second connection, `sleep N` waits N ms.
-fn script(text: &str) -> Vec<Step<'_>> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| match l.strip_prefix("B:") {
-            Some(rest) => (1, rest.trim()),
-            None => (0, l),
-        })
-        .collect()
-}
-
-fn compare(name: &str, text: &str) {
-    let redis = RedisServer::start(&[]);
-    let ours = Server::start(&["--shards", "16"]);
-    let steps = script(text);
-    for resp3 in [false, true] {
-        redis_flush(redis.port());
-        redis_flush(ours.port());
-        let theirs = play(redis.port(), resp3, &steps);
-        let mine = play(ours.port(), resp3, &steps);
-        let replies = steps.iter().filter(|(_, l)| !l.starts_with("sleep "));
-        let mut diffs = Vec::new();
-        for ((step, a), b) in replies.zip(&mine).zip(&theirs) {
-            if a != b {
-                diffs.push(format!(
-                    "{step:?}: shardcache {:?} redis {:?}",
-                    String::from_utf8_lossy(a),
-                    String::from_utf8_lossy(b)
-                ));
-            }
-        }
-        assert!(
-            diffs.is_empty(),
-            "{name} (RESP{}): {} differences:\n{}",
-            if resp3 { 3 } else { 2 },
-            diffs.len(),
-            diffs.join("\n")
-        );
-    }
-}
-
-fn redis_flush(port: u16) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(&resp(&[b"FLUSHALL"])).unwrap();
-    read_replies(&mut c, 1);
-}
+use shardcache_tests::{compare_script as compare, read_replies, require, resp, Server};
 
 #[test]
 fn queuing_exec_and_errors_match_redis() {

@@ -8,6 +8,7 @@
 
 mod admin;
 mod connection;
+mod generic;
 mod keys;
 mod observe;
 mod server;
@@ -234,6 +235,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Get or set configuration parameters",
         server::config
+    ),
+    cmd!(
+        "copy",
+        -3,
+        ["write", "denyoom"],
+        1,
+        2,
+        1,
+        "generic",
+        "Copy a key",
+        generic::copy
     ),
     cmd!(
         "dbsize",
@@ -511,6 +523,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::keys
     ),
     cmd!(
+        "memory",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "server",
+        "A container for memory diagnostics commands",
+        generic::memory
+    ),
+    cmd!(
         "mget",
         -2,
         ["readonly", "fast"],
@@ -520,6 +543,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Get the values of all the given keys",
         strings::mget
+    ),
+    cmd!(
+        "move",
+        3,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Move a key to another database",
+        generic::move_key
     ),
     cmd!(
         "mset",
@@ -553,6 +587,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "transactions",
         "Mark the start of a transaction block",
         transaction::multi
+    ),
+    cmd!(
+        "object",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "generic",
+        "A container for object introspection commands",
+        generic::object
     ),
     cmd!(
         "persist",
@@ -751,6 +796,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Get the length of the value stored in a key",
         strings::strlen
+    ),
+    cmd!(
+        "swapdb",
+        3,
+        ["write", "fast"],
+        0,
+        0,
+        0,
+        "server",
+        "Swaps two Redis databases",
+        generic::swapdb
     ),
     cmd!(
         "time",

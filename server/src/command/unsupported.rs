@@ -13,7 +13,6 @@ pub enum Reason {
     /// EVAL, FUNCTION…
     Scripting,
     /// MULTI, EXEC, WATCH…
-    Transactions,
     /// SUBSCRIBE, PUBLISH…
     PubSub,
     /// CLUSTER…
@@ -31,7 +30,6 @@ impl Reason {
             Reason::Persistence => "shardcache is a cache and keeps nothing on disk",
             Reason::Replication => "shardcache has no replication (scale out with a proxy)",
             Reason::Scripting => "shardcache runs no scripts",
-            Reason::Transactions => "shardcache has no transactions",
             Reason::PubSub => "shardcache has no pub/sub",
             Reason::Cluster => "shardcache has no cluster mode (use a proxy such as twemproxy)",
             Reason::NonStringType => "shardcache is a string-only cache",

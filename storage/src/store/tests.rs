@@ -905,3 +905,24 @@ fn watch_flags_follow_every_kind_of_change() {
     assert!(!f.is_dirty());
     assert!(s.shards.iter().all(|sh| sh.lock.read().watches.is_none()));
 }
+
+#[test]
+fn swap_db_moves_keys_ttls_and_touches_watchers() {
+    let (s, clock) = clocked(4, 1_000);
+    for i in 0..50 {
+        s.set(0, format!("a{i}"), b"v", Expiry::At(2_000));
+        s.set(1, format!("b{i}"), b"v", Expiry::Persist);
+    }
+    let f = Arc::new(WatchFlag::default());
+    s.watch(0, b"b3", &f);
+    s.swap_db(0, 1);
+    assert!(f.is_dirty(), "b3 exists in db 1, swapped into db 0");
+    assert_eq!((s.dbsize(0), s.dbsize(1)), (50, 50));
+    assert!(s.get(0, b"b7").is_some() && s.get(1, b"a7").is_some());
+    assert_eq!(s.db_stats(1).expires, 50);
+    // The expiry index follows the swap: db 1 now expires.
+    clock.set(3_000);
+    assert_eq!(s.expire_cycle(1_000), 50);
+    assert_eq!((s.dbsize(0), s.dbsize(1)), (50, 0));
+    assert_eq!(s.used_memory(), s.recount_memory());
+}
