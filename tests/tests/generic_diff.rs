@@ -168,3 +168,48 @@ fn memory_usage_reports_the_entry() {
     assert_eq!(r, format!(":{}\r\n", 16 + 1024 + 32 + 8 + 32).into_bytes());
     assert_eq!(cmd(&[b"MEMORY", b"USAGE", b"nope"]), b"$-1\r\n");
 }
+
+#[test]
+fn script_function_reset_getkeys_match_redis() {
+    require!("redis-server");
+    compare_script(
+        "script/function/reset/getkeys",
+        "
+        SCRIPT FLUSH
+        SCRIPT FLUSH ASYNC
+        SCRIPT FLUSH SYNC
+        SCRIPT FLUSH x
+        SCRIPT EXISTS 1234 abcd
+        SCRIPT EXISTS
+        SCRIPT KILL
+        FUNCTION FLUSH
+        FUNCTION FLUSH ASYNC
+        FUNCTION FLUSH nope
+        FUNCTION LIST
+        FUNCTION LIST WITHCODE
+        FUNCTION LIST LIBRARYNAME lib*
+        FUNCTION LIST bogus
+        FUNCTION KILL
+        SELECT 3
+        CLIENT SETNAME me
+        MULTI
+        SET x 1
+        RESET
+        EXEC
+        CLIENT GETNAME
+        SET here 1
+        SELECT 3
+        GET here
+        RESET
+        GET here
+        COMMAND GETKEYS SET k v
+        COMMAND GETKEYS MSET a 1 b 2
+        COMMAND GETKEYS MGET a b c
+        COMMAND GETKEYS COPY a b
+        COMMAND GETKEYS GET
+        COMMAND GETKEYS NOSUCH a
+        COMMAND GETKEYS PING
+        COMMAND GETKEYS
+        ",
+    );
+}

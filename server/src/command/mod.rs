@@ -11,6 +11,7 @@ mod connection;
 mod generic;
 mod keys;
 mod observe;
+mod scripting;
 mod server;
 mod strings;
 pub mod transaction;
@@ -391,6 +392,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         server::flushdb
     ),
     cmd!(
+        "function",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "scripting",
+        "A container for function commands",
+        scripting::function
+    ),
+    cmd!(
         "get",
         2,
         ["readonly", "fast"],
@@ -721,6 +733,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::renamenx
     ),
     cmd!(
+        "reset",
+        1,
+        [
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy"
+        ],
+        0,
+        0,
+        0,
+        "connection",
+        "Reset the connection",
+        scripting::reset
+    ),
+    cmd!(
         "scan",
         -2,
         ["readonly"],
@@ -730,6 +760,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Incrementally iterate the keys space",
         keys::scan
+    ),
+    cmd!(
+        "script",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "scripting",
+        "A container for Lua scripts management commands",
+        scripting::script
     ),
     cmd!(
         "select",
@@ -1017,6 +1058,26 @@ fn lookup_entry(name: &[u8]) -> Option<Entry> {
         *d = s.to_ascii_lowercase();
     }
     table().get(&*lower).copied()
+}
+
+/// The keys a command names, by its table row (`None` if its row declares none).
+pub(crate) fn key_args(index: usize, args: &[Bytes]) -> Option<impl Iterator<Item = &[u8]>> {
+    let spec = &COMMANDS[index];
+    if spec.first_key <= 0 {
+        return None;
+    }
+    let n = args.len() as i64;
+    let first = i64::from(spec.first_key);
+    let last = match i64::from(spec.last_key) {
+        l if l < 0 => n + l,
+        l => l,
+    };
+    let step = i64::from(spec.step.max(1));
+    Some(
+        (first..=last.min(n - 1))
+            .step_by(step as usize)
+            .map(move |i| &args[i as usize][..]),
+    )
 }
 
 /// Finds a command by name, case-insensitively, without allocating.

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use shardcache_protocol::reply;
 use shardcache_storage::{Store, WatchFlag};
 
-use super::{dispatch, run, CmdError, CmdResult, Ctx, Flow, COMMANDS};
+use super::{dispatch, key_args, run, CmdError, CmdResult, Ctx, Flow, COMMANDS};
 use crate::connection::ClientState;
 use crate::stats::WorkerStats;
 use crate::Shared;
@@ -189,27 +189,6 @@ fn flag(client: &mut ClientState) {
     }
 }
 
-/// The keys a command names, by its table row (`None` if it names none: it may touch any
-/// shard, so the transaction locks them all).
-fn keys_of(index: usize, args: &[Bytes]) -> Option<impl Iterator<Item = &[u8]>> {
-    let spec = &COMMANDS[index];
-    if spec.first_key <= 0 {
-        return None;
-    }
-    let n = args.len() as i64;
-    let first = i64::from(spec.first_key);
-    let last = match i64::from(spec.last_key) {
-        l if l < 0 => n + l,
-        l => l,
-    };
-    let step = i64::from(spec.step.max(1));
-    Some(
-        (first..=last.min(n - 1))
-            .step_by(step as usize)
-            .map(move |i| &args[i as usize][..]),
-    )
-}
-
 fn run_exec(
     shared: &Shared,
     stats: &WorkerStats,
@@ -240,7 +219,7 @@ fn run_exec(
     let mut keys: Vec<&[u8]> = Vec::new();
     let mut all = false;
     for (i, args) in &m.queue {
-        match keys_of(*i, args) {
+        match key_args(*i, args) {
             Some(k) => keys.extend(k),
             None => all = true,
         }
