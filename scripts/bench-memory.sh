@@ -77,7 +77,7 @@ done
 [[ -x $REDIS_BIN ]] || { echo "needs redis-server (apt-get install redis-server) or REDIS_BIN" >&2; exit 1; }
 if [[ ${NO_BUILD:-0} != 1 ]]; then
   [[ -n ${SHARDCACHE_BIN:-} ]] || cargo build --release -q -p shardcache-server
-  [[ -n ${BENCH_BIN:-} ]] || cargo build --release -q -p shardcache-client --bin shardcache-bench
+  [[ -n ${BENCH_BIN:-} ]] || cargo build --release -q -p shardcache-bench
 fi
 SHARDCACHE_BIN=${SHARDCACHE_BIN:-target/release/shardcache}
 BENCH_BIN=${BENCH_BIN:-target/release/shardcache-bench}

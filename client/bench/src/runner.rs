@@ -15,7 +15,7 @@ use tokio_util::codec::Decoder;
 
 use super::stats::{round2, LatencySummary, OpStats};
 use super::workload::{Distribution, KeySampler, RequestEncoder};
-use crate::{Client, ClientConfig};
+use shardcache_client::{Client, ClientConfig};
 
 /// Most requests a connection keeps in flight in open-loop mode before the
 /// writer waits (latency is still charged from the scheduled time).

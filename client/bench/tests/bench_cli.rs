@@ -1,6 +1,7 @@
 //! The `shardcache-bench` binary end to end against a real redis-server (and,
 //! for `load`, a shardcache binary when one is built).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;
@@ -236,7 +237,7 @@ fn shardcache_bin() -> Option<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("SHARDCACHE_BIN") {
         return Some(p.into());
     }
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
     ["release", "debug"]
         .iter()
         .map(|profile| target.join(profile).join("shardcache"))

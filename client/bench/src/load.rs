@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::output::OutputFormat;
 use super::stats::{new_histogram, round2, LatencySummary};
 use super::workload::RequestEncoder;
-use crate::{Client, ClientConfig, Frame};
+use shardcache_client::{Client, ClientConfig, Frame};
 
 /// `shardcache-bench load ...`.
 #[derive(Clone, Debug, Serialize, clap::Args)]
@@ -172,7 +172,7 @@ pub async fn set_all(
                     .await?;
                 progress.fetch_add(to - from, Ordering::Relaxed);
             }
-            Ok::<_, crate::Error>((latency, errors, first_error))
+            Ok::<_, shardcache_client::Error>((latency, errors, first_error))
         }));
     }
     let mut stats = LoadStats {
