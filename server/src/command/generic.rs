@@ -138,12 +138,25 @@ const OBJECT_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-fn help(ctx: &mut Ctx<'_>, lines: &[&str]) -> CmdResult {
+/// Answers `<cmd> HELP` with `lines` (checking that it has no argument) and returns true;
+/// returns false for any other subcommand.
+fn answered_help(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    cmd: &str,
+    lines: &[&str],
+) -> Result<bool, CmdError> {
+    if !eq_ic(&args[1], "help") {
+        return Ok(false);
+    }
+    if args.len() != 2 {
+        return Err(sub_arity(cmd, &args[1]));
+    }
     reply::array_len(ctx.out, lines.len());
     for l in lines {
         reply::simple(ctx.out, l.as_bytes());
     }
-    Ok(())
+    Ok(true)
 }
 
 fn sub_arity(cmd: &str, sub: &[u8]) -> CmdError {
@@ -186,13 +199,10 @@ fn refcount(policy: EvictionPolicy, maxmemory: u64, value: &[u8], encoding: &str
 
 /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, `OBJECT HELP`.
 pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let sub = &args[1];
-    if eq_ic(sub, "help") {
-        if args.len() != 2 {
-            return Err(sub_arity("object", sub));
-        }
-        return help(ctx, OBJECT_HELP);
+    if answered_help(ctx, args, "object", OBJECT_HELP)? {
+        return Ok(());
     }
+    let sub = &args[1];
     let known = ["encoding", "freq", "idletime", "refcount"];
     if !known.iter().any(|k| eq_ic(sub, k)) {
         return Err(unknown_sub("object", sub));
@@ -248,13 +258,10 @@ const MEMORY_HELP: &[&str] = &[
 /// any, and its table slot), not Redis's. `MEMORY DOCTOR|STATS|MALLOC-STATS|PURGE` are not
 /// implemented (`INFO memory` has the figures), so `MEMORY HELP` lists only these two.
 pub fn memory(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let sub = &args[1];
-    if eq_ic(sub, "help") {
-        if args.len() != 2 {
-            return Err(sub_arity("memory", sub));
-        }
-        return help(ctx, MEMORY_HELP);
+    if answered_help(ctx, args, "memory", MEMORY_HELP)? {
+        return Ok(());
     }
+    let sub = &args[1];
     if !eq_ic(sub, "usage") {
         return Err(unknown_sub("memory", sub));
     }
