@@ -20,8 +20,6 @@ pub enum Reason {
     Cluster,
     /// Lists, hashes, sets, sorted sets, streams, HyperLogLog, geo.
     NonStringType,
-    /// Bit operations on strings.
-    Bits,
 }
 
 impl Reason {
@@ -35,7 +33,6 @@ impl Reason {
             Reason::PubSub => "shardcache has no pub/sub",
             Reason::Cluster => "shardcache has no cluster mode (use a proxy such as twemproxy)",
             Reason::NonStringType => "shardcache is a string-only cache",
-            Reason::Bits => "shardcache does not implement bit operations",
         }
     }
 }
@@ -47,11 +44,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("asking", Cluster),
     ("bgrewriteaof", Persistence),
     ("bgsave", Persistence),
-    ("bitcount", Bits),
-    ("bitfield", Bits),
-    ("bitfield_ro", Bits),
-    ("bitop", Bits),
-    ("bitpos", Bits),
     ("blmove", NonStringType),
     ("blmpop", NonStringType),
     ("blpop", NonStringType),
@@ -79,7 +71,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("georadiusbymember", NonStringType),
     ("geosearch", NonStringType),
     ("geosearchstore", NonStringType),
-    ("getbit", Bits),
     ("hdel", NonStringType),
     ("hexists", NonStringType),
     ("hget", NonStringType),
@@ -133,7 +124,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("script", Scripting),
     ("sdiff", NonStringType),
     ("sdiffstore", NonStringType),
-    ("setbit", Bits),
     ("sinter", NonStringType),
     ("sintercard", NonStringType),
     ("sinterstore", NonStringType),
