@@ -365,6 +365,25 @@ const BITPOS: &str = r"
     SET n 1234
     BITPOS n 0
     BITPOS n 1 1
+    // Larger than one inline entry: the value is read outside the shard lock.
+    SETBIT huge 80000 1
+    SETBIT huge 3 1
+    STRLEN huge
+    BITCOUNT huge
+    BITCOUNT huge 1 -1
+    BITCOUNT huge 24 80000 BIT
+    BITPOS huge 1
+    BITPOS huge 1 1
+    BITPOS huge 1 4 -1 BIT
+    BITPOS huge 0
+    BITPOS huge 0 0 -1 BIT
+    BITPOS huge 1 0 79999 BIT
+    GETBIT huge 80000
+    BITFIELD huge GET u16 79992 INCRBY u16 79992 7 GET i64 #1250
+    BITFIELD_RO huge GET u16 79992
+    BITOP NOT nhuge huge
+    BITPOS nhuge 0
+    BITCOUNT nhuge
 ";
 
 const BITOP: &str = r"
@@ -740,6 +759,53 @@ fn offsets_are_limited_by_proto_max_bulk_len() {
     assert_same(ours.port(), redis.port(), "proto-max-bulk-len", &commands);
 }
 
+/// Keyspace hits and misses (`INFO stats`) after every read and write form: the sources of
+/// `BITOP` and `LCS` and the keys of the read commands are lookups; the keys of writes are not.
+#[test]
+fn keyspace_hits_and_misses_match_redis() {
+    require!("redis-server");
+    let redis = RedisServer::start(&[]);
+    let ours = Server::start(&[]);
+    let mut p = Pair::new(ours.port(), redis.port(), false);
+    for cmd in script(
+        r"
+        SET a foo
+        CONFIG RESETSTAT
+        BITOP OR d a nokey
+        BITOP NOT d2 nokey
+        BITOP AND d3 a a
+        SETBIT a 1 1
+        SETBIT nokey2 1 0
+        BITFIELD a GET u8 0
+        BITFIELD nokey3 GET u8 0
+        BITFIELD a SET u8 0 1
+        BITFIELD_RO a GET u8 0
+        BITFIELD_RO nokey GET u8 0
+        BITCOUNT a
+        BITCOUNT nokey
+        BITPOS a 1
+        BITPOS nokey 1
+        GETBIT a 1
+        GETBIT nokey 1
+        LCS a nokey
+        LCS a a IDX
+        ",
+    ) {
+        p.both(&cmd);
+    }
+    let (a, b) = p.both(&[b"INFO".to_vec(), b"stats".to_vec()]);
+    let field = |info: &[u8], name: &str| -> String {
+        String::from_utf8_lossy(info)
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    for name in ["keyspace_hits", "keyspace_misses"] {
+        assert_eq!(field(&a, name), field(&b, name), "{name}");
+    }
+}
+
 /// `COMMAND INFO`'s name, arity, flags and key positions, as Redis 7.0 reports them.
 #[test]
 fn command_info_matches_redis() {
@@ -786,7 +852,8 @@ fn first_fields(reply: &[u8], n: usize) -> Vec<Vec<u8>> {
 }
 
 /// Seeded random streams of SETBIT / GETBIT / BITFIELD / BITOP / BITCOUNT / BITPOS (and GET /
-/// STRLEN to see the values) over a few keys, applied to both servers.
+/// STRLEN to see the values) over a few keys, applied to both servers. `BITS_SEED` and
+/// `BITS_OPS` (default 600 commands) choose another stream.
 struct Gen {
     rng: StdRng,
 }
@@ -950,11 +1017,15 @@ fn random_bit_operations_match_redis() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0xb175_5eed);
-    eprintln!("bits_diff seed {seed} (rerun with BITS_SEED={seed})");
+    let ops: usize = std::env::var("BITS_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    eprintln!("bits_diff seed {seed}, {ops} commands (rerun with BITS_SEED={seed} BITS_OPS={ops})");
     let mut g = Gen {
         rng: StdRng::seed_from_u64(seed),
     };
-    let commands: Vec<Vec<Vec<u8>>> = (0..600)
+    let commands: Vec<Vec<Vec<u8>>> = (0..ops)
         .map(|_| g.command().into_iter().map(String::into_bytes).collect())
         .collect();
     assert_same(ours.port(), redis.port(), "random", &commands);

@@ -188,11 +188,29 @@ fn clamp_range(len: i64, mut start: i64, mut end: i64) -> Option<(i64, i64)> {
     (start <= end).then_some((start, end))
 }
 
+/// Runs `f` on the key's value (`None`: missing): under the shard's read lock for a small
+/// (inline) value, after releasing it for a value in its own buffer (whose handle is a
+/// reference count), so a count or search over a large bitmap does not hold up the writers of
+/// its shard.
+fn with_value<R>(ctx: &Ctx<'_>, key: &[u8], f: impl Fn(Option<&[u8]>) -> R) -> R {
+    let got = ctx.shared.store.read(ctx.client.db, key, |e| match e {
+        Some(e) if e.is_external() => Err(e.value_bytes()),
+        e => Ok(f(e.map(|e| e.value))),
+    });
+    match got {
+        Ok(r) => r,
+        Err(large) => f(Some(&large)),
+    }
+}
+
+/// A parsed BITCOUNT range: start, end, in bits (`BIT`) rather than bytes.
+type CountRange = Option<(i64, i64, bool)>;
+
 /// `BITCOUNT key [start end [BYTE|BIT]]`.
 pub fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Parsed first, reported only for an existing key: Redis 7.0 answers 0 for a missing key
     // before it reads the other arguments.
-    let range = match args.len() {
+    let range: Result<CountRange, CmdError> = match args.len() {
         2 => Ok(None),
         4 | 5 => (|| {
             let start = parse_i64(&args[2])?;
@@ -205,31 +223,36 @@ pub fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         })(),
         _ => Err(CmdError::SYNTAX),
     };
-    let n = ctx.shared.store.read(ctx.client.db, &args[1], |e| {
-        let Some(e) = e else {
-            return Ok(0);
-        };
-        let v = e.value;
-        let Some((start, end, isbit)) = range? else {
-            return Ok(popcount(v));
-        };
-        if start < 0 && end < 0 && start > end {
-            return Ok(0);
-        }
-        let len = v.len() as i64;
-        let total = if isbit { len << 3 } else { len };
-        let Some((s, e)) = clamp_range(total, start, end) else {
-            return Ok(0);
-        };
-        let (first, last) = if isbit {
-            (s as u64, e as u64)
-        } else {
-            (s as u64 * 8, e as u64 * 8 + 7)
-        };
-        Ok(count_bits(v, first, last))
+    let n = with_value(ctx, &args[1], |v| match v {
+        None => Ok(0),
+        Some(v) => count_in_range(v, range.clone()?),
     })?;
     ctx.int(n as i64)
 }
+
+/// BITCOUNT of an existing value.
+fn count_in_range(v: &[u8], range: CountRange) -> Result<u64, CmdError> {
+    let Some((start, end, isbit)) = range else {
+        return Ok(popcount(v));
+    };
+    if start < 0 && end < 0 && start > end {
+        return Ok(0);
+    }
+    let len = v.len() as i64;
+    let total = if isbit { len << 3 } else { len };
+    let Some((s, e)) = clamp_range(total, start, end) else {
+        return Ok(0);
+    };
+    let (first, last) = if isbit {
+        (s as u64, e as u64)
+    } else {
+        (s as u64 * 8, e as u64 * 8 + 7)
+    };
+    Ok(count_bits(v, first, last))
+}
+
+/// A parsed BITPOS range: start, end if given, in bits (`BIT`) rather than bytes.
+type PosRange = Option<(i64, Option<i64>, bool)>;
 
 /// `BITPOS key bit [start [end [BYTE|BIT]]]`.
 pub fn bitpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -238,8 +261,8 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::msg("ERR The bit argument must be 1 or 0."));
     }
     let bit = bit as u8;
-    // (start, end if given, in bits) in Redis's parsing order: start, unit, end.
-    let range = match args.len() {
+    // In Redis's parsing order (start, unit, end), reported only for an existing key.
+    let range: Result<PosRange, CmdError> = match args.len() {
         3 => Ok(None),
         4..=6 => (|| {
             let start = parse_i64(&args[3])?;
@@ -252,34 +275,36 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         })(),
         _ => Err(CmdError::SYNTAX),
     };
-    let pos = ctx.shared.store.read(ctx.client.db, &args[1], |e| {
-        let Some(e) = e else {
-            // A missing key is an infinite run of zeros.
-            return Ok(if bit == 1 { -1 } else { 0 });
-        };
-        let v = e.value;
-        let len = v.len() as i64;
-        let (start, end, isbit) = range?.unwrap_or((0, None, false));
-        let end_given = end.is_some();
-        let end = end.unwrap_or(len - 1);
-        let total = if isbit { len << 3 } else { len };
-        let Some((s, e)) = clamp_range(total, start, end) else {
-            return Ok(-1);
-        };
-        let (first, last) = if isbit {
-            (s as u64, e as u64)
-        } else {
-            (s as u64 * 8, e as u64 * 8 + 7)
-        };
-        Ok(match first_bit(v, first, last, bit) {
-            Some(p) => p as i64,
-            // Looking for a clear bit with no end given, the string is taken as padded with
-            // zeros on the right.
-            None if bit == 0 && !end_given => last as i64 + 1,
-            None => -1,
-        })
+    let pos = with_value(ctx, &args[1], |v| match v {
+        // A missing key is an infinite run of zeros.
+        None => Ok(if bit == 1 { -1 } else { 0 }),
+        Some(v) => Ok(position_in_range(v, bit, range.clone()?)),
     })?;
     ctx.int(pos)
+}
+
+/// BITPOS of an existing value.
+fn position_in_range(v: &[u8], bit: u8, range: PosRange) -> i64 {
+    let len = v.len() as i64;
+    let (start, end, isbit) = range.unwrap_or((0, None, false));
+    let end_given = end.is_some();
+    let end = end.unwrap_or(len - 1);
+    let total = if isbit { len << 3 } else { len };
+    let Some((s, e)) = clamp_range(total, start, end) else {
+        return -1;
+    };
+    let (first, last) = if isbit {
+        (s as u64, e as u64)
+    } else {
+        (s as u64 * 8, e as u64 * 8 + 7)
+    };
+    match first_bit(v, first, last, bit) {
+        Some(p) => p as i64,
+        // Looking for a clear bit with no end given, the string is taken as padded with zeros
+        // on the right.
+        None if bit == 0 && !end_given => last as i64 + 1,
+        None => -1,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -311,8 +336,19 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "ERR BITOP NOT must be called with a single source key.",
         ));
     }
+    let store = &ctx.shared.store;
+    let db = ctx.client.db;
+    // Redis reads the sources with `lookupKeyRead`: a keyspace hit or miss each, and an
+    // LRU/LFU touch. The write below does neither, so the lookups are made here first (their
+    // count can disagree with the write's snapshot only if a source changes in between).
+    let sources = key_slices(&args[3..]);
+    store.read_many(db, &sources, |r| {
+        for i in 0..r.len() {
+            r.get(i);
+        }
+    });
     let keys = key_slices(&args[2..]);
-    let len = ctx.shared.store.write_many(ctx.client.db, &keys, |slots| {
+    let len = store.write_many(db, &keys, |slots| {
         let n = slots.len();
         let maxlen = (1..n)
             .map(|i| slots.slot(i).get().map_or(0, <[u8]>::len))
