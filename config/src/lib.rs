@@ -133,6 +133,19 @@ pub fn default_shards() -> usize {
     (cpus * 4).next_power_of_two().clamp(16, MAX_SHARDS)
 }
 
+/// The largest `--threads` accepted.
+pub const MAX_THREADS: usize = 1024;
+
+/// The default worker thread count: the CPUs this process may run on, as the standard library
+/// reports them (the affinity mask, e.g. `taskset`, and a cgroup v1/v2 CPU quota, e.g. a
+/// container's `--cpus`, are both honoured), at least 1.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(MAX_THREADS)
+}
+
 /// Subcommands of the `shardcache` binary besides running the server.
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum Tool {
@@ -183,6 +196,12 @@ pub struct Config {
     /// table. Default: the smallest power of two >= 4 x CPUs, at least 16.
     #[arg(long, env = "SHARDCACHE_SHARDS", default_value_t = default_shards())]
     pub shards: usize,
+
+    /// Worker threads serving clients. Each runs its own single-threaded event loop pinned to
+    /// one CPU of the process's affinity mask; a connection stays on the thread that accepted
+    /// it. Default: the CPUs available to the process (affinity mask and cgroup CPU quota).
+    #[arg(long, env = "SHARDCACHE_THREADS", default_value_t = default_threads())]
+    pub threads: usize,
 
     /// Number of logical databases (SELECT 0..N-1), as Redis's `databases`.
     #[arg(long, env = "SHARDCACHE_DATABASES", default_value_t = 16)]
@@ -272,7 +291,9 @@ pub struct Config {
     pub metrics_top_shards: usize,
 
     /// Count shard lock acquisitions and time contended waits (the contention metrics,
-    /// INFO contention, HOTKEYS). `false` only to measure what the instrumentation costs.
+    /// INFO contention, HOTKEYS), and time commands (INFO commandstats usec, INFO
+    /// latencystats, the command duration histogram). `false` only to measure what the
+    /// instrumentation costs; commands are still counted.
     #[arg(long = "lock-stats", env = "SHARDCACHE_LOCK_STATS", default_value_t = true, action = clap::ArgAction::Set)]
     pub lock_stats: bool,
 
@@ -350,6 +371,12 @@ impl Config {
                     self.shards,
                     self.shards.max(1).next_power_of_two().min(MAX_SHARDS)
                 ),
+            ));
+        }
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return Err(ConfigError::new(
+                "threads",
+                format!("{} is not between 1 and {MAX_THREADS}", self.threads),
             ));
         }
         if self.databases == 0 || self.databases > 1_000_000 {

@@ -145,6 +145,28 @@ impl LineScan {
     }
 }
 
+/// Most arguments a request may have for [`RequestDecoder::whole_multibulk`].
+const FAST_ARGS: usize = 16;
+
+/// The non-negative number of a `*<n>` or `$<n>` line whose digits start at `from`, and the
+/// offset after its CRLF, when the line is complete, within `max_line` (the type byte and the
+/// digits), and in the canonical form Redis's `string2ll` accepts. `None` for anything else
+/// (the resumable path handles it).
+#[inline]
+fn header_number(b: &[u8], from: usize, max_line: usize) -> Option<(usize, usize)> {
+    let digits = b.get(from..)?;
+    let cr = digits.iter().take(20).position(|&c| !c.is_ascii_digit())?;
+    if digits.get(cr) != Some(&b'\r') || cr + 1 > max_line {
+        return None;
+    }
+    // Redis needs one byte after the '\r' (assumed to be '\n', not checked).
+    if from + cr + 1 >= b.len() {
+        return None;
+    }
+    let n = parse_i64(&digits[..cr])?;
+    Some((usize::try_from(n).ok()?, from + cr + 2))
+}
+
 /// What one step of decoding achieved.
 // Returned by value and immediately unpacked; boxing `Done` would cost an allocation per request.
 #[allow(clippy::large_enum_variant)]
@@ -284,13 +306,63 @@ impl RequestDecoder {
             return Ok(Step::Incomplete);
         };
         self.line = LineScan::default();
-        let frame = buf.split_to(mb.pos).freeze();
-        let args = mb
-            .args
+        let mut frame = buf.split_to(mb.pos).freeze();
+        // Every argument but the last is a new reference to the frame; the last *is* the frame,
+        // narrowed, which saves one reference count increment and decrement per request.
+        let Some((&(last_start, last_end), rest)) = mb.args.split_last() else {
+            return Ok(Step::Skipped);
+        };
+        let mut args: SmallVec<[Bytes; 8]> = rest
             .iter()
             .map(|&(start, end)| frame.slice(start..end))
             .collect();
+        frame.truncate(last_end);
+        frame.advance(last_start);
+        args.push(frame);
         Ok(Step::Done(Request { args }))
+    }
+
+    /// Decodes a complete multibulk request of at most [`FAST_ARGS`] arguments at the start of
+    /// `buf` in one pass, without the resumable state. `None` (having consumed nothing) for
+    /// anything else: not a multibulk, not all arrived, too many arguments, or anything an
+    /// error or a Redis quirk could apply to; the resumable path then decides, with the same
+    /// result as if this did not exist.
+    #[inline]
+    fn whole_multibulk(&self, buf: &mut BytesMut) -> Option<Request> {
+        let b: &[u8] = buf;
+        if b.first() != Some(&b'*') {
+            return None;
+        }
+        let max_line = self.limits.max_inline_len;
+        let (count, mut pos) = header_number(b, 1, max_line)?;
+        if count == 0 || count > FAST_ARGS || count > self.limits.max_multibulk_len {
+            return None;
+        }
+        let mut ranges = [(0usize, 0usize); FAST_ARGS];
+        for range in ranges.iter_mut().take(count) {
+            if b.get(pos) != Some(&b'$') {
+                return None;
+            }
+            let (len, data) = header_number(b, pos + 1, max_line)?;
+            if len > self.limits.max_bulk_len {
+                return None;
+            }
+            let end = data.checked_add(len)?;
+            // The data and the two bytes Redis skips after it (unchecked).
+            pos = end.checked_add(2)?;
+            if pos > b.len() {
+                return None;
+            }
+            *range = (data, end);
+        }
+        let mut frame = buf.split_to(pos).freeze();
+        let (&(last_start, last_end), rest) = ranges[..count].split_last()?;
+        let mut args: SmallVec<[Bytes; 8]> = SmallVec::with_capacity(count);
+        args.extend(rest.iter().map(|&(start, end)| frame.slice(start..end)));
+        frame.truncate(last_end);
+        frame.advance(last_start);
+        args.push(frame);
+        Some(Request { args })
     }
 
     /// Parses an inline request line at the start of `buf`.
@@ -346,6 +418,12 @@ impl Decoder for RequestDecoder {
         let consumed = self.multibulk.as_ref().map_or(0, |mb| mb.pos);
         if consumed > buf.len() || self.line.scanned > buf.len() {
             self.reset();
+        }
+        // The common case, a whole well-formed request already buffered, in one pass.
+        if self.multibulk.is_none() && self.line.scanned == 0 && !self.line.blocked_by_nul {
+            if let Some(request) = self.whole_multibulk(buf) {
+                return Ok(Some(request));
+            }
         }
         loop {
             let step = if self.multibulk.is_some() {

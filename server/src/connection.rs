@@ -7,6 +7,20 @@
 //! client that pipelines without reading its replies is throttled by TCP instead of growing
 //! server memory (see "Security and limits" in the README).
 //!
+//! Statistics: commands are counted in the worker's own [`WorkerStats`] (no cache line shared
+//! with another thread is written per request). With `--lock-stats` on, a batch's commands
+//! are timed together, two reads of the CPU's time-stamp counter per batch (no system clock
+//! read: see [`latency::ticks`]), and each is recorded with an equal share;
+//! a command run off the event loop is timed alone.
+//!
+//! Long commands (`KEYS`, `FLUSHALL`, `INFO`, a big `SCAN` page: see
+//! [`command::Dispatched::offload`]) run on the worker runtime's blocking pool while the
+//! connection waits, so the worker's other clients are not held up.
+//!
+//! Shutdown costs nothing per request: the connection reads [`Shared::shutting_down`] once per
+//! batch, and a connection idle in a read is woken by the server shutting its socket for
+//! reading ([`crate::state::ClientRegistry::wake_all`]).
+//!
 //! Limits enforced here: `client-query-buffer-limit` (unparsed input held for the client),
 //! `client-output-buffer-limit` (one command's reply; a single bulk string, bounded by
 //! `proto-max-bulk-len`, is exempt), and `timeout` (a read that brings nothing, or a write the
@@ -14,20 +28,22 @@
 //! [`SHRINK_ABOVE`] by one large request or reply are given back once empty.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use shardcache_protocol::{ProtocolError, RequestDecoder, Version};
+use shardcache_protocol::{ProtocolError, Request, RequestDecoder, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::command::{self, Flow};
+use crate::command::{self, Dispatched, Flow};
+use crate::latency;
 use crate::state::Shared;
+use crate::stats::WorkerStats;
 
 /// Initial read buffer capacity; it grows as large requests demand.
 const READ_CHUNK: usize = 16 * 1024;
@@ -64,6 +80,27 @@ pub struct ClientState {
     /// Passed `AUTH` (or needed none when it connected). Until then only `no_auth` commands
     /// run while a password is set.
     pub authenticated: bool,
+    /// The queued transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<Box<command::transaction::MultiState>>,
+    /// Watched keys (`WATCH`), unwatched when this is dropped.
+    pub watching: Option<Box<command::transaction::WatchState>>,
+}
+
+impl Clone for ClientState {
+    /// A copy to run one command on another thread (see `run_offloaded`): the transaction
+    /// and watch state are not copied; they stay with the connection.
+    fn clone(&self) -> Self {
+        ClientState {
+            id: self.id,
+            peer: self.peer,
+            db: self.db,
+            version: self.version,
+            name: self.name.clone(),
+            authenticated: self.authenticated,
+            multi: None,
+            watching: None,
+        }
+    }
 }
 
 impl ClientState {
@@ -77,6 +114,8 @@ impl ClientState {
             version: Version::Resp2,
             name: None,
             authenticated: !shared.auth.required(),
+            multi: None,
+            watching: None,
         }
     }
 }
@@ -86,52 +125,96 @@ pub struct Connection {
     stream: TcpStream,
     shared: Arc<Shared>,
     state: ClientState,
+    /// The worker thread serving this connection: whose statistics it writes.
+    worker: usize,
+    /// Commands of the batch run being timed (indices into the command table).
+    timed: Vec<u16>,
+}
+
+/// The start of the run of commands being timed (in [`latency::ticks`]); the commands are in
+/// `Connection::timed`.
+struct Run {
+    timing: bool,
+    started: Option<u64>,
+}
+
+impl Run {
+    /// Starts the clock at the run's first command.
+    #[inline]
+    fn command(&mut self, timed: &mut Vec<u16>, index: usize) {
+        if self.timing {
+            if self.started.is_none() {
+                self.started = Some(latency::ticks());
+            }
+            timed.push(index as u16);
+        }
+    }
+
+    /// Ends the run: its time is shared evenly by its commands.
+    fn end(&mut self, stats: &WorkerStats, timed: &mut Vec<u16>) {
+        if let Some(t0) = self.started.take() {
+            stats.durations(
+                timed,
+                latency::ticks_to_ns(latency::ticks().saturating_sub(t0)),
+            );
+        }
+        timed.clear();
+    }
 }
 
 impl Connection {
-    /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Connection {
+    /// Wraps an accepted socket, served by worker thread `worker`.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+        worker: usize,
+    ) -> Connection {
         let id = shared.new_client_id();
         let state = ClientState::new(id, peer, &shared);
         Connection {
             stream,
             shared,
             state,
+            worker,
+            timed: Vec::new(),
         }
     }
 
     /// Serves the client until it quits, errs, or the server shuts down. On shutdown the batch
     /// being executed is finished and flushed before the socket closes.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        let stats = shared.stats.worker(self.worker);
         let _registered = crate::state::ClientGuard::new(
-            Arc::clone(&self.shared),
+            Arc::clone(&shared),
             self.state.id,
             crate::state::ClientInfo {
                 addr: self.state.peer,
                 laddr: self.stream.local_addr().ok(),
                 name: None,
                 db: 0,
-                created: std::time::Instant::now(),
+                created: Instant::now(),
                 resp: 2,
             },
+            Some(self.stream.as_raw_fd()),
         );
-        let mut decoder = RequestDecoder::new(self.shared.limits);
+        let mut decoder = RequestDecoder::new(shared.limits);
         let mut input = BytesMut::with_capacity(READ_CHUNK);
         let mut output = BytesMut::with_capacity(READ_CHUNK);
-        let query_limit = usize::try_from(self.shared.config.client_query_buffer_limit.bytes())
-            .unwrap_or(usize::MAX);
-        // One waiter registration for the connection's life, not one per read.
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
+        let query_limit =
+            usize::try_from(shared.config.client_query_buffer_limit.bytes()).unwrap_or(usize::MAX);
         loop {
             // Execute every complete request already buffered.
             let flow = self
-                .execute_batch(&mut decoder, &mut input, &mut output)
+                .execute_batch(&shared, stats, &mut decoder, &mut input, &mut output)
                 .await;
-            if !output.is_empty() && self.flush(&mut output).await.is_err() {
+            if !output.is_empty() && self.flush(stats, &mut output).await.is_err() {
                 return;
             }
-            if matches!(flow, Flow::Close) {
+            // One load per batch of a flag written once: registered before this check, so a
+            // shutdown that began after it also shuts our socket for reading.
+            if matches!(flow, Flow::Close) || shared.shutting_down.load(Ordering::Relaxed) {
                 let _ = self.stream.shutdown().await;
                 return;
             }
@@ -140,33 +223,26 @@ impl Connection {
             } else if input.capacity() - input.len() < READ_CHUNK / 4 {
                 input.reserve(READ_CHUNK);
             }
-            tokio::select! {
-                biased;
-                () = &mut cancelled => {
+            match self.read(&mut input).await {
+                ReadOutcome::Closed => return,
+                ReadOutcome::Idle => {
+                    debug!(client = self.state.id, peer = %self.state.peer, timeout_s = shared.config.timeout, "closing idle client");
                     let _ = self.stream.shutdown().await;
                     return;
                 }
-                read = self.read(&mut input) => match read {
-                    ReadOutcome::Closed => return,
-                    ReadOutcome::Idle => {
-                        debug!(client = self.state.id, peer = %self.state.peer, timeout_s = self.shared.config.timeout, "closing idle client");
-                        let _ = self.stream.shutdown().await;
+                ReadOutcome::Data(n) => {
+                    stats.net_input(n);
+                    if input.len() > query_limit {
+                        warn!(
+                            client = self.state.id,
+                            peer = %self.state.peer,
+                            buffered = input.len(),
+                            limit = query_limit,
+                            "closing client that reached client-query-buffer-limit"
+                        );
                         return;
                     }
-                    ReadOutcome::Data(n) => {
-                        self.shared.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        if input.len() > query_limit {
-                            warn!(
-                                client = self.state.id,
-                                peer = %self.state.peer,
-                                buffered = input.len(),
-                                limit = query_limit,
-                                "closing client that reached client-query-buffer-limit"
-                            );
-                            return;
-                        }
-                    }
-                },
+                }
             }
         }
     }
@@ -197,16 +273,51 @@ impl Connection {
     /// when the output passes [`FLUSH_THRESHOLD`].
     async fn execute_batch(
         &mut self,
+        shared: &Arc<Shared>,
+        stats: &WorkerStats,
         decoder: &mut RequestDecoder,
         input: &mut BytesMut,
         output: &mut BytesMut,
     ) -> Flow {
+        let mut run = Run {
+            timing: shared.config.lock_stats,
+            started: None,
+        };
         loop {
             match decoder.decode(input) {
                 Ok(Some(request)) => {
                     let before = output.len();
-                    let flow = command::execute(&self.shared, &mut self.state, &request, output);
-                    drop(request);
+                    let args = request.args();
+                    let intercepted = if self.state.multi.is_some() {
+                        run.end(stats, &mut self.timed);
+                        command::transaction::intercept(
+                            shared,
+                            stats,
+                            &mut self.state,
+                            args,
+                            output,
+                        )
+                    } else {
+                        None
+                    };
+                    let flow = match intercepted {
+                        Some(flow) => flow,
+                        None => match command::dispatch(shared, stats, &self.state, args, output) {
+                            None => Flow::Continue,
+                            Some(d) if d.offload(args) => {
+                                run.end(stats, &mut self.timed);
+                                self.run_offloaded(shared, stats, d, request, output).await
+                            }
+                            Some(d) => {
+                                run.command(&mut self.timed, d.index);
+                                let (flow, failed) =
+                                    command::run(shared, &mut self.state, d.index, args, output);
+                                stats.call(d.index, failed);
+                                drop(request);
+                                flow
+                            }
+                        },
+                    };
                     if output.len() - before > self.output_limit()
                         && output.get(before) != Some(&b'$')
                     {
@@ -218,22 +329,76 @@ impl Connection {
                             "closing client whose reply exceeds client-output-buffer-limit"
                         );
                         output.truncate(before);
+                        run.end(stats, &mut self.timed);
                         return Flow::Close;
                     }
                     if matches!(flow, Flow::Close) {
+                        run.end(stats, &mut self.timed);
                         return Flow::Close;
                     }
-                    if output.len() >= FLUSH_THRESHOLD && self.flush(output).await.is_err() {
-                        return Flow::Close;
+                    if output.len() >= FLUSH_THRESHOLD {
+                        run.end(stats, &mut self.timed);
+                        if self.flush(stats, output).await.is_err() {
+                            return Flow::Close;
+                        }
                     }
                 }
-                Ok(None) => return Flow::Continue,
-                Err(ProtocolError::Io(_)) => return Flow::Close,
+                Ok(None) => {
+                    run.end(stats, &mut self.timed);
+                    return Flow::Continue;
+                }
+                Err(ProtocolError::Io(_)) => {
+                    run.end(stats, &mut self.timed);
+                    return Flow::Close;
+                }
                 Err(e) => {
+                    run.end(stats, &mut self.timed);
                     debug!(client = self.state.id, peer = %self.state.peer, error = %e, "protocol error");
                     e.write_reply(output);
                     return Flow::Close;
                 }
+            }
+        }
+    }
+
+    /// Runs a long command on the worker runtime's blocking pool, so the worker's other
+    /// clients keep being served; this connection waits for it (replies stay in order).
+    async fn run_offloaded(
+        &mut self,
+        shared: &Arc<Shared>,
+        stats: &WorkerStats,
+        d: Dispatched,
+        request: Request,
+        output: &mut BytesMut,
+    ) -> Flow {
+        let job_shared = Arc::clone(shared);
+        let mut client = self.state.clone();
+        let mut out = std::mem::take(output);
+        let timing = shared.config.lock_stats;
+        let job = tokio::task::spawn_blocking(move || {
+            let t0 = timing.then(Instant::now);
+            let (flow, failed) =
+                command::run(&job_shared, &mut client, d.index, request.args(), &mut out);
+            let ns = t0.map(|t| t.elapsed().as_nanos() as u64);
+            (client, out, flow, failed, ns)
+        });
+        match job.await {
+            Ok((client, out, flow, failed, ns)) => {
+                let multi = self.state.multi.take();
+                let watching = self.state.watching.take();
+                self.state = client;
+                self.state.multi = multi;
+                self.state.watching = watching;
+                *output = out;
+                stats.call(d.index, failed);
+                if let Some(ns) = ns {
+                    stats.duration(d.index, ns);
+                }
+                flow
+            }
+            Err(e) => {
+                warn!(client = self.state.id, error = %e, "command failed; closing the client");
+                Flow::Close
             }
         }
     }
@@ -245,7 +410,7 @@ impl Connection {
 
     /// Writes the batch. With `timeout` set, a client that does not drain its replies for that
     /// long is disconnected (the write fails with `TimedOut`).
-    async fn flush(&mut self, output: &mut BytesMut) -> std::io::Result<()> {
+    async fn flush(&mut self, stats: &WorkerStats, output: &mut BytesMut) -> std::io::Result<()> {
         let n = output.len();
         let idle = self.idle_timeout();
         let write = self.stream.write_all(output);
@@ -260,9 +425,7 @@ impl Connection {
         } else {
             output.clear();
         }
-        self.shared
-            .net_output_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
+        stats.net_output(n);
         r
     }
 }

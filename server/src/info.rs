@@ -68,6 +68,7 @@ fn server(shared: &Shared, out: &mut String) -> bool {
          multiplexing_api:tokio\r\n\
          process_id:{}\r\n\
          tcp_port:{}\r\n\
+         threads:{}\r\n\
          uptime_in_seconds:{}\r\n\
          uptime_in_days:{}\r\n\
          shards:{}\r\n\
@@ -79,6 +80,7 @@ fn server(shared: &Shared, out: &mut String) -> bool {
         usize::BITS,
         std::process::id(),
         shared.port,
+        shared.threads,
         uptime,
         uptime / 86400,
         shared.store.shard_count(),
@@ -93,7 +95,7 @@ fn clients(shared: &Shared, out: &mut String) -> bool {
         "# Clients\r\n\
          connected_clients:{}\r\n\
          maxclients:{}\r\n",
-        shared.connected_clients.load(Ordering::Relaxed),
+        shared.conns.connected_clients.load(Ordering::Relaxed),
         shared.config.maxclients,
     );
     true
@@ -136,6 +138,7 @@ fn rss_bytes() -> u64 {
 
 fn stats(shared: &Shared, out: &mut String) -> bool {
     let s = shared.store.stats();
+    let t = shared.stats.totals();
     let _ = write!(
         out,
         "# Stats\r\n\
@@ -148,11 +151,11 @@ fn stats(shared: &Shared, out: &mut String) -> bool {
          evicted_keys:{}\r\n\
          keyspace_hits:{}\r\n\
          keyspace_misses:{}\r\n",
-        shared.connections_total.load(Ordering::Relaxed),
-        shared.command_stats.total_processed() + shared.unknown_commands.load(Ordering::Relaxed),
-        shared.net_input_bytes.load(Ordering::Relaxed),
-        shared.net_output_bytes.load(Ordering::Relaxed),
-        shared.rejected_connections.load(Ordering::Relaxed),
+        shared.conns.connections_total.load(Ordering::Relaxed),
+        t.total_processed(),
+        t.net_input_bytes,
+        t.net_output_bytes,
+        shared.conns.rejected_connections.load(Ordering::Relaxed),
         s.expired,
         s.evicted,
         s.hits,
@@ -205,22 +208,19 @@ pub fn human_bytes(n: u64) -> String {
 /// Redis 7's `# Commandstats`: `cmdstat_get:calls=…,usec=…,usec_per_call=…,rejected_calls=0,failed_calls=…`.
 fn commandstats(shared: &Shared, out: &mut String) -> bool {
     out.push_str("# Commandstats\r\n");
-    for (i, spec) in COMMANDS.iter().enumerate() {
-        let Some(c) = shared.command_stats.get(i) else {
-            continue;
-        };
-        let calls = c.calls.load(Ordering::Relaxed);
-        let rejected = c.rejected.load(Ordering::Relaxed);
+    let totals = shared.stats.totals();
+    for (spec, c) in COMMANDS.iter().zip(&totals.commands) {
+        let (calls, rejected) = (c.calls, c.rejected);
         if calls == 0 && rejected == 0 {
             continue;
         }
-        let usec = c.duration.snapshot().sum_ns / 1000;
+        let usec = c.duration.sum_ns / 1000;
         let _ = write!(
             out,
             "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={}\r\n",
             spec.name,
             ratio(usec, calls),
-            c.failed.load(Ordering::Relaxed),
+            c.failed,
         );
     }
     true
@@ -229,8 +229,9 @@ fn commandstats(shared: &Shared, out: &mut String) -> bool {
 /// Redis 7's `# Latencystats`: `latency_percentiles_usec_get:p50=…,p99=…,p99.9=…`.
 fn latencystats(shared: &Shared, out: &mut String) -> bool {
     out.push_str("# Latencystats\r\n");
-    for (spec, c) in shared.command_stats.called() {
-        let snap = c.duration.snapshot();
+    let totals = shared.stats.totals();
+    for (spec, c) in totals.called() {
+        let snap = &c.duration;
         let q = |q: f64| snap.quantile_ns(q).unwrap_or(0) as f64 / 1000.0;
         let _ = write!(
             out,

@@ -4,11 +4,13 @@
 //! The binary (`src/bin/shardcache.rs`) is thin: it reads the [`Config`], sets up logging,
 //! binds the listener and calls [`run`]. Everything else is here, testable without a process.
 //!
-//! - [`server`]: the accept loop, connection limit and graceful shutdown.
-//! - [`connection`]: one task per client; decodes every complete request in its read buffer,
+//! - [`server`]: the worker threads (thread per core), the accept loop, connection limit and
+//!   graceful shutdown.
+//! - [`connection`]: one task per client, on one worker thread; decodes every complete request in its read buffer,
 //!   executes them in order and flushes all replies of the batch with one write.
 //! - [`command`]: the command table (names, arity, flags) and the handlers.
 //! - [`info`]: the `INFO` sections.
+//! - [`stats`]: per-worker command and network counters, summed when read.
 
 pub mod auth;
 pub mod command;
@@ -19,6 +21,7 @@ pub mod latency;
 pub mod metrics;
 pub mod server;
 pub mod state;
+pub mod stats;
 
 pub use server::{run, Listening};
 pub use shardcache_config::Config;

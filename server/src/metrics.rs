@@ -1,8 +1,9 @@
 //! The Prometheus endpoint (`GET /metrics`, text exposition format 0.0.4).
 //!
 //! Nothing here is on the command path. Every figure already lives in an atomic somewhere —
-//! the store's per-shard lock counters and wait histograms, the command table's counters and
-//! latency histograms, the server's connection counters — and is *read at scrape time*:
+//! the store's per-shard lock counters and wait histograms, each worker thread's command
+//! counters and latency histograms (summed here), the server's connection counters — and is
+//! *read at scrape time*:
 //!
 //! - Server-wide counters and gauges go through `metrics` + `metrics-exporter-prometheus`:
 //!   their handles are registered once at start on a recorder owned by this server (no global
@@ -183,24 +184,23 @@ impl Exporter {
     /// Copies the current atomics into the registered handles and renders everything.
     pub fn render(&self, shared: &Shared) -> String {
         let _ = &self.recorder;
-        for (i, (calls, errors)) in self
+        let totals = shared.stats.totals();
+        for ((calls, errors), c) in self
             .commands_total
             .iter()
             .zip(&self.command_errors_total)
-            .enumerate()
+            .zip(&totals.commands)
         {
-            if let Some(c) = shared.command_stats.get(i) {
-                calls.absolute(c.calls.load(Ordering::Relaxed));
-                errors.absolute(shared.command_stats.errors(i));
-            }
+            calls.absolute(c.calls);
+            errors.absolute(c.errors());
         }
         let s = shared.store.stats();
         self.connected_clients
-            .set(shared.connected_clients.load(Ordering::Relaxed) as f64);
+            .set(shared.conns.connected_clients.load(Ordering::Relaxed) as f64);
         self.connections_total
-            .absolute(shared.connections_total.load(Ordering::Relaxed));
+            .absolute(shared.conns.connections_total.load(Ordering::Relaxed));
         self.rejected_connections_total
-            .absolute(shared.rejected_connections.load(Ordering::Relaxed));
+            .absolute(shared.conns.rejected_connections.load(Ordering::Relaxed));
         self.hits.absolute(s.hits);
         self.misses.absolute(s.misses);
         self.expired.absolute(s.expired);
@@ -209,14 +209,12 @@ impl Exporter {
         self.maxmemory.set(shared.store.maxmemory() as f64);
         self.shards.set(shared.store.shard_count() as f64);
         self.keys.set(s.keys as f64);
-        self.net_input
-            .absolute(shared.net_input_bytes.load(Ordering::Relaxed));
-        self.net_output
-            .absolute(shared.net_output_bytes.load(Ordering::Relaxed));
+        self.net_input.absolute(totals.net_input_bytes);
+        self.net_output.absolute(totals.net_output_bytes);
 
         let mut out = self.handle.render();
         render_shards(shared, &mut out);
-        render_command_durations(shared, &mut out);
+        render_command_durations(&totals, &mut out);
         render_process(&mut out);
         out
     }
@@ -354,14 +352,14 @@ fn write_lock_histogram(out: &mut String, name: &str, labels: &str, st: &LockMod
     let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
 }
 
-fn render_command_durations(shared: &Shared, out: &mut String) {
+fn render_command_durations(totals: &crate::stats::Totals, out: &mut String) {
     out.push_str("# HELP shardcache_command_duration_seconds Time to execute a command (excluding network and queueing), by command.\n# TYPE shardcache_command_duration_seconds histogram\n");
     let bounds_ns: Vec<u64> = DURATION_BOUNDS_SECONDS
         .iter()
         .map(|s| (s * 1e9).round() as u64)
         .collect();
-    for (spec, c) in shared.command_stats.called() {
-        let snap = c.duration.snapshot();
+    for (spec, c) in totals.called() {
+        let snap = &c.duration;
         let total = snap.count();
         for (bound, cum) in DURATION_BOUNDS_SECONDS
             .iter()

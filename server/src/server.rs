@@ -1,18 +1,29 @@
-//! The accept loop, the connection limit and graceful shutdown.
+//! Threads, the accept loop, the connection limit and graceful shutdown.
 //!
-//! Shutdown follows mini-redis: one [`CancellationToken`] that every connection task selects on,
-//! and a [`TaskTracker`] the server waits on until the last task has flushed its batch and
-//! closed (or the `shutdown-timeout` passes).
+//! Threading (thread per core): [`run`] starts `--threads` worker threads, each a
+//! single-threaded tokio runtime pinned to one CPU of the process's affinity mask. The thread
+//! that calls [`run`] (the control thread) accepts connections, applies `maxclients` and
+//! protected mode, and hands each socket to the worker serving the fewest connections; the
+//! connection then lives on that worker until it closes. Workers share the sharded store and
+//! the read-mostly [`Shared`]; each writes only its own statistics (see [`crate::stats`]).
+//!
+//! Shutdown: the control thread sets [`Shared::shutting_down`], which each connection reads
+//! once per batch, and shuts every connection's socket for reading so idle ones wake at once
+//! ([`crate::state::ClientRegistry::wake_all`]); a [`TaskTracker`] counts the connections
+//! until the last has flushed its batch and closed (or `shutdown-timeout` passes). Then the
+//! workers stop.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
@@ -93,38 +104,43 @@ impl Listening {
 
 /// Runs the server on `listener` until `shutdown` completes, then stops accepting, lets every
 /// connection finish and flush the batch it is executing, and returns once all are closed or
-/// `shutdown-timeout` has passed.
+/// `shutdown-timeout` has passed. Must be called on a tokio runtime (the control thread's);
+/// the worker threads are started here and stopped before it returns.
 ///
 /// # Errors
-/// Never in practice; accept errors are logged and retried with a back-off.
+/// When a worker thread or runtime cannot be started. Accept errors are logged and retried
+/// with a back-off.
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let reclaimer = shardcache_storage::Reclaimer::spawn(&shared.store, EXPIRE_INTERVAL);
+    let workers = Workers::start(shared.threads)?;
 
     info!(
         addr = %listener.local_addr()?,
         shards = shared.store.shard_count(),
+        threads = workers.list.len(),
+        pinned = %workers.pinned_summary(),
         version = env!("CARGO_PKG_VERSION"),
         "shardcache ready to accept connections"
     );
 
     tokio::select! {
-        () = accept_loop(&listener, &shared, &token, &tracker) => {}
+        () = accept_loop(&listener, &shared, &workers, &tracker) => {}
         () = shutdown => {}
     }
 
-    let open = shared.connected_clients.load(Ordering::Relaxed);
+    let open = shared.conns.connected_clients.load(Ordering::Relaxed);
     info!(
         open_connections = open,
         "shutting down: no longer accepting"
     );
     drop(listener);
-    token.cancel();
+    shared.shutting_down.store(true, Ordering::SeqCst);
+    shared.clients.wake_all();
     tracker.close();
     let deadline = shared.config.shutdown_timeout();
     if tokio::time::timeout(deadline, tracker.wait())
@@ -136,15 +152,154 @@ pub async fn run(
             "connections still open at the shutdown deadline; closing them"
         );
     }
+    workers.stop();
     drop(reclaimer);
     info!("shardcache stopped");
     Ok(())
 }
 
+/// Connections a worker serves now: read by the acceptor to pick the least loaded worker,
+/// written on connect and disconnect only. On a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Load(AtomicUsize);
+
+/// One worker thread: a single-threaded runtime pinned to a CPU.
+struct Worker {
+    handle: tokio::runtime::Handle,
+    load: Arc<Load>,
+    cpu: Option<usize>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The worker threads.
+struct Workers {
+    list: Vec<Worker>,
+}
+
+impl Workers {
+    /// Starts `n` workers. Worker `i` is pinned to the `i`-th CPU of the process's affinity
+    /// mask (wrapping when there are more workers than CPUs).
+    fn start(n: usize) -> anyhow::Result<Workers> {
+        let cpus = affinity::allowed_cpus();
+        let mut list = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name(format!("shardcache-w{i}-blocking"))
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot start worker runtime {i}: {e}"))?;
+            let handle = rt.handle().clone();
+            let (stop, stopped) = oneshot::channel::<()>();
+            let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+            let thread = std::thread::Builder::new()
+                .name(format!("shardcache-w{i}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        if !affinity::pin_current_thread(cpu) {
+                            warn!(worker = i, cpu, "could not pin the worker thread");
+                        }
+                    }
+                    let _ = rt.block_on(stopped);
+                    // Connections still open past the shutdown deadline are dropped (closed)
+                    // here; a long command still running on the blocking pool is not waited for.
+                    rt.shutdown_background();
+                })
+                .map_err(|e| anyhow::anyhow!("cannot start worker thread {i}: {e}"))?;
+            list.push(Worker {
+                handle,
+                load: Arc::default(),
+                cpu,
+                stop: Some(stop),
+                thread: Some(thread),
+            });
+        }
+        Ok(Workers { list })
+    }
+
+    /// The worker serving the fewest connections (the first such one).
+    fn least_loaded(&self) -> (usize, &Worker) {
+        let mut best = 0;
+        let mut best_load = usize::MAX;
+        for (i, w) in self.list.iter().enumerate() {
+            let l = w.load.0.load(Ordering::Relaxed);
+            if l < best_load {
+                best = i;
+                best_load = l;
+            }
+        }
+        (best, &self.list[best])
+    }
+
+    /// For the start-up log: which CPU each worker is pinned to.
+    fn pinned_summary(&self) -> String {
+        let cpus: Vec<String> = self
+            .list
+            .iter()
+            .map(|w| w.cpu.map_or_else(|| "-".to_string(), |c| c.to_string()))
+            .collect();
+        cpus.join(",")
+    }
+
+    /// Stops every worker (dropping what it still runs) and waits for its thread.
+    fn stop(mut self) {
+        for w in &mut self.list {
+            if let Some(stop) = w.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for w in &mut self.list {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// CPU affinity (Linux); elsewhere workers are not pinned.
+mod affinity {
+    /// The CPUs this process may run on, in order (empty when unknown).
+    #[cfg(target_os = "linux")]
+    pub fn allowed_cpus() -> Vec<usize> {
+        // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+                return Vec::new();
+            }
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect()
+        }
+    }
+
+    /// Pins the calling thread to `cpu`; false when the OS refuses.
+    #[cfg(target_os = "linux")]
+    pub fn pin_current_thread(cpu: usize) -> bool {
+        // SAFETY: as above; sched_setaffinity(0) applies to the calling thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn allowed_cpus() -> Vec<usize> {
+        Vec::new()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn pin_current_thread(_cpu: usize) -> bool {
+        false
+    }
+}
+
 async fn accept_loop(
     listener: &TcpListener,
     shared: &Arc<Shared>,
-    token: &CancellationToken,
+    workers: &Workers,
     tracker: &TaskTracker,
 ) {
     let mut backoff = Duration::from_millis(1);
@@ -152,6 +307,7 @@ async fn accept_loop(
         .local_addr()
         .map(|a| a.ip().to_canonical().is_loopback())
         .unwrap_or(false);
+    let conns = &shared.conns;
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(pair) => {
@@ -166,11 +322,11 @@ async fn accept_loop(
                 continue;
             }
         };
-        shared.connections_total.fetch_add(1, Ordering::Relaxed);
-        let clients = shared.connected_clients.fetch_add(1, Ordering::AcqRel);
+        conns.connections_total.fetch_add(1, Ordering::Relaxed);
+        let clients = conns.connected_clients.fetch_add(1, Ordering::AcqRel);
         if clients >= shared.config.maxclients {
-            shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
-            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            conns.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            conns.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tracker.spawn(refuse(socket, MAXCLIENTS_REPLY));
             continue;
         }
@@ -179,19 +335,55 @@ async fn accept_loop(
             && !peer.ip().to_canonical().is_loopback()
             && !shared.auth.required()
         {
-            shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            conns.connected_clients.fetch_sub(1, Ordering::AcqRel);
             debug!(peer = %peer, "refused a non-loopback client: protected mode is on and no password is set");
             tracker.spawn(refuse(socket, PROTECTED_MODE_REPLY));
             continue;
         }
         let _ = socket.set_nodelay(true);
-        let conn = Connection::new(socket, peer, Arc::clone(shared));
-        let token = token.clone();
-        let shared = Arc::clone(shared);
-        tracker.spawn(async move {
-            conn.run(token).await;
-            shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
-        });
+        // Hand the socket to a worker: it leaves this thread's event loop and joins the
+        // worker's, where the connection stays until it closes.
+        let socket = match socket.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                conns.connected_clients.fetch_sub(1, Ordering::AcqRel);
+                debug!(peer = %peer, error = %e, "could not hand the connection to a worker");
+                continue;
+            }
+        };
+        let (index, worker) = workers.least_loaded();
+        worker.load.0.fetch_add(1, Ordering::Relaxed);
+        let guard = Accepted {
+            shared: Arc::clone(shared),
+            load: Arc::clone(&worker.load),
+        };
+        worker.handle.spawn(tracker.track_future(async move {
+            let guard = guard;
+            match TcpStream::from_std(socket) {
+                Ok(stream) => {
+                    Connection::new(stream, peer, Arc::clone(&guard.shared), index)
+                        .run()
+                        .await;
+                }
+                Err(e) => debug!(peer = %peer, error = %e, "could not register the connection"),
+            }
+        }));
+    }
+}
+
+/// Counts an accepted connection until its task ends, however it ends.
+struct Accepted {
+    shared: Arc<Shared>,
+    load: Arc<Load>,
+}
+
+impl Drop for Accepted {
+    fn drop(&mut self) {
+        self.load.0.fetch_sub(1, Ordering::Relaxed);
+        self.shared
+            .conns
+            .connected_clients
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -1,8 +1,14 @@
 //! State shared by every connection: the store, the configuration, server-wide counters.
+//!
+//! What every worker thread reads on the request path (the store handle, the config, the
+//! command names, the shutdown flag) is written once at start (or, for the shutdown flag, once
+//! at the end). Counters written per request live per worker in [`Stats`]; the ones written
+//! per connection are grouped in [`ConnCounters`], on cache lines of their own.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +17,23 @@ use shardcache_config::{Config, MaxmemorySource};
 use shardcache_protocol::Limits;
 use shardcache_storage::{EvictionPolicy, Store, StoreConfig};
 
-use crate::command::CommandStats;
+use crate::stats::Stats;
+
+/// Counters written when a connection opens or closes (never per request), kept off the
+/// cache lines the request path reads.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct ConnCounters {
+    /// Clients connected now.
+    pub connected_clients: AtomicUsize,
+    /// Connections accepted since start (including refused ones), Redis's
+    /// `total_connections_received`.
+    pub connections_total: AtomicU64,
+    /// Connections refused because `maxclients` was reached.
+    pub rejected_connections: AtomicU64,
+    /// Source of client ids (`CLIENT ID`), starting at 1 as in Redis.
+    pub next_client_id: AtomicU64,
+}
 
 /// Everything a connection task needs besides its socket. One per server, behind an `Arc`.
 pub struct Shared {
@@ -25,23 +47,14 @@ pub struct Shared {
     pub started: Instant,
     /// The port actually bound (differs from `config.port` when that was 0).
     pub port: u16,
-    /// Clients connected now.
-    pub connected_clients: AtomicUsize,
-    /// Connections accepted since start (including refused ones), Redis's
-    /// `total_connections_received`.
-    pub connections_total: AtomicU64,
-    /// Connections refused because `maxclients` was reached.
-    pub rejected_connections: AtomicU64,
-    /// Requests naming no known command (counted in `total_commands_processed`, as Redis).
-    pub unknown_commands: AtomicU64,
-    /// Source of client ids (`CLIENT ID`), starting at 1 as in Redis.
-    pub next_client_id: AtomicU64,
-    /// Per-command call counters, indexed like the command table.
-    pub command_stats: CommandStats,
-    /// Bytes read from and written to clients.
-    pub net_input_bytes: AtomicU64,
-    /// See `net_input_bytes`.
-    pub net_output_bytes: AtomicU64,
+    /// Set once when the server begins to shut down; each connection reads it once per batch.
+    pub shutting_down: AtomicBool,
+    /// Worker threads serving clients (`--threads`).
+    pub threads: usize,
+    /// Per-worker command and network counters, summed when read.
+    pub stats: Stats,
+    /// Connection counters (connect and disconnect only).
+    pub conns: ConnCounters,
     /// Connected clients, for `CLIENT LIST`. Touched on connect, disconnect, `SELECT`,
     /// `CLIENT SETNAME` and `HELLO SETNAME` only: never on the GET/SET path.
     pub clients: ClientRegistry,
@@ -69,16 +82,24 @@ pub struct ClientInfo {
     pub resp: u8,
 }
 
+/// One registered connection.
+struct Registered {
+    info: ClientInfo,
+    /// The connection's socket, to wake it at shutdown. Valid while registered: a connection
+    /// unregisters before its socket is closed.
+    fd: Option<RawFd>,
+}
+
 /// The registry of connected clients, by id.
 #[derive(Default)]
 pub struct ClientRegistry {
-    map: Mutex<HashMap<u64, ClientInfo>>,
+    map: Mutex<HashMap<u64, Registered>>,
 }
 
 impl ClientRegistry {
-    /// Adds a connection.
-    pub fn register(&self, id: u64, info: ClientInfo) {
-        self.map.lock().insert(id, info);
+    /// Adds a connection; `fd` is its socket, shut for reading by [`ClientRegistry::wake_all`].
+    pub fn register(&self, id: u64, info: ClientInfo, fd: Option<RawFd>) {
+        self.map.lock().insert(id, Registered { info, fd });
     }
     /// Removes a connection.
     pub fn unregister(&self, id: u64) {
@@ -87,12 +108,12 @@ impl ClientRegistry {
     /// Changes a connection's entry (no-op for an unknown id).
     pub fn update(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {
         if let Some(c) = self.map.lock().get_mut(&id) {
-            f(c);
+            f(&mut c.info);
         }
     }
     /// A copy of one entry.
     pub fn get(&self, id: u64) -> Option<ClientInfo> {
-        self.map.lock().get(&id).cloned()
+        self.map.lock().get(&id).map(|r| r.info.clone())
     }
     /// A copy of every entry, sorted by id (taken under the lock, formatted after it).
     pub fn snapshot(&self) -> Vec<(u64, ClientInfo)> {
@@ -100,10 +121,25 @@ impl ClientRegistry {
             .map
             .lock()
             .iter()
-            .map(|(&id, c)| (id, c.clone()))
+            .map(|(&id, r)| (id, r.info.clone()))
             .collect();
         v.sort_unstable_by_key(|(id, _)| *id);
         v
+    }
+
+    /// Shutdown: shuts every registered socket for reading, so a connection waiting for a
+    /// request wakes at once (its read returns end-of-file) while its replies can still be
+    /// written. Connections then see [`Shared::shutting_down`] and close. Done under the
+    /// registry lock, which a connection takes to unregister before its socket closes, so no
+    /// descriptor here can have been closed and reused.
+    pub fn wake_all(&self) {
+        let map = self.map.lock();
+        for fd in map.values().filter_map(|r| r.fd) {
+            // SAFETY: `fd` is an open socket (see above); shutdown(2) only changes its state.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RD);
+            }
+        }
     }
 }
 
@@ -116,8 +152,8 @@ pub struct ClientGuard {
 
 impl ClientGuard {
     /// Registers `id` and returns the guard that unregisters it.
-    pub fn new(shared: Arc<Shared>, id: u64, info: ClientInfo) -> ClientGuard {
-        shared.clients.register(id, info);
+    pub fn new(shared: Arc<Shared>, id: u64, info: ClientInfo, fd: Option<RawFd>) -> ClientGuard {
+        shared.clients.register(id, info, fd);
         ClientGuard { shared, id }
     }
 }
@@ -167,27 +203,27 @@ impl Shared {
             policy,
             samples: config.maxmemory_samples,
         })?;
+        crate::latency::calibrate();
         let limits = Limits {
             max_bulk_len: usize::try_from(config.proto_max_bulk_len.bytes()).unwrap_or(usize::MAX),
             ..Limits::default()
         };
         Ok(Shared {
             store: Arc::new(store),
-            config,
             limits,
             started: Instant::now(),
             port,
-            connected_clients: AtomicUsize::new(0),
-            connections_total: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
-            unknown_commands: AtomicU64::new(0),
-            next_client_id: AtomicU64::new(1),
-            command_stats: CommandStats::new(),
-            net_input_bytes: AtomicU64::new(0),
-            net_output_bytes: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            threads: config.threads.max(1),
+            stats: Stats::new(config.threads),
+            conns: ConnCounters {
+                next_client_id: AtomicU64::new(1),
+                ..ConnCounters::default()
+            },
             clients: ClientRegistry::default(),
             auth,
             commands,
+            config,
         })
     }
 
@@ -196,14 +232,11 @@ impl Shared {
     /// lock statistics and hot-key samples. Prometheus sees a counter reset, which `rate()`
     /// handles.
     pub fn reset_stats(&self) {
-        self.command_stats.reset();
+        self.stats.reset();
         self.store.reset_stats();
         for c in [
-            &self.unknown_commands,
-            &self.connections_total,
-            &self.rejected_connections,
-            &self.net_input_bytes,
-            &self.net_output_bytes,
+            &self.conns.connections_total,
+            &self.conns.rejected_connections,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -216,6 +249,6 @@ impl Shared {
 
     /// A fresh client id.
     pub fn new_client_id(&self) -> u64 {
-        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+        self.conns.next_client_id.fetch_add(1, Ordering::Relaxed)
     }
 }

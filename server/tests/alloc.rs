@@ -79,7 +79,13 @@ impl Harness {
     fn run(&mut self, input: &mut BytesMut) -> usize {
         let mut n = 0;
         while let Ok(Some(req)) = self.decoder.decode(input) {
-            command::execute(&self.shared, &mut self.client, &req, &mut self.out);
+            command::execute(
+                &self.shared,
+                self.shared.stats.worker(0),
+                &mut self.client,
+                &req,
+                &mut self.out,
+            );
             n += 1;
         }
         n

@@ -66,6 +66,9 @@ const F_EXTERNAL: u8 = 2;
 const F_LONG_KEY: u8 = 4;
 /// The block was allocated with an 8-byte alignment request (see [`alloc_block`]).
 const F_ALIGNED_REQUEST: u8 = 8;
+/// The value was built by the caller (`APPEND`, `SETRANGE`, bit operations): Redis keeps such
+/// strings `raw`, never `int` or `embstr` (`OBJECT ENCODING`).
+const F_RAW: u8 = 16;
 const HEADER: usize = 8;
 const LONG_KEY_FIELD: usize = 8;
 const TTL_FIELD: usize = 8;
@@ -270,7 +273,8 @@ impl EntryBox {
     /// buffer keeps `value`'s allocation instead of a copy (for values built by the caller,
     /// `APPEND`, `SETRANGE`).
     pub(crate) fn from_vec(key: &[u8], value: Vec<u8>, ttl_room: bool, at: u64) -> Self {
-        let shape = Shape::for_value(key.len(), value.len(), ttl_room || at != 0);
+        let mut shape = Shape::for_value(key.len(), value.len(), ttl_room || at != 0);
+        shape.flags |= F_RAW;
         if shape.flags & F_EXTERNAL != 0 && !value.is_empty() {
             let b = Bytes::from_owner(value.into_boxed_slice());
             Self::build(shape, key, &[], Some(b), at)
@@ -283,12 +287,13 @@ impl EntryBox {
     /// external).
     pub(crate) fn with_ttl_room(&self) -> Self {
         let old = self.shape();
-        let shape = Shape::new(
+        let mut shape = Shape::new(
             old.klen,
             self.value().len(),
             true,
             old.flags & F_EXTERNAL != 0,
         );
+        shape.flags |= old.flags & F_RAW;
         let ext = self.external().cloned();
         let e = Self::build(shape, self.key(), self.value(), ext, 0);
         e.access().store(self.access().load(Relaxed), Relaxed);
@@ -368,6 +373,22 @@ impl EntryBox {
         self.flags() & F_EXTERNAL != 0
     }
 
+    /// Redis's encoding name for this string: `int` for a canonical 64-bit integer of at
+    /// most 20 characters, `embstr` up to 44 bytes, else `raw` (and always `raw` for a
+    /// value built by `APPEND`, `SETRANGE` or a bit operation, as Redis keeps those).
+    pub(crate) fn encoding(&self) -> &'static str {
+        let v = self.value();
+        if self.flags() & F_RAW != 0 {
+            "raw"
+        } else if v.len() <= 20 && is_canonical_i64(v) {
+            "int"
+        } else if v.len() <= 44 {
+            "embstr"
+        } else {
+            "raw"
+        }
+    }
+
     /// Absolute expiry in unix ms, 0 = no TTL.
     #[inline]
     pub(crate) fn expires_at(&self) -> u64 {
@@ -418,6 +439,23 @@ impl Drop for EntryBox {
                 std::ptr::drop_in_place(self.0.as_ptr().add(s.ext_off()).cast::<Bytes>());
             }
             dealloc(self.0.as_ptr(), s.layout());
+        }
+    }
+}
+
+/// Whether `v` is the canonical decimal form of an `i64` (Redis's `string2l`).
+fn is_canonical_i64(v: &[u8]) -> bool {
+    let digits = match v {
+        [b'-', rest @ ..] => rest,
+        _ => v,
+    };
+    match digits {
+        [] => false,
+        [b'0'] => v.len() == 1,
+        [b'0', ..] => false,
+        _ => {
+            digits.iter().all(u8::is_ascii_digit)
+                && std::str::from_utf8(v).is_ok_and(|s| s.parse::<i64>().is_ok())
         }
     }
 }
@@ -526,6 +564,23 @@ impl<'a> EntryRef<'a> {
     /// Whether the value is in its own buffer (cloning it is a reference count, not a copy).
     pub fn is_external(&self) -> bool {
         self.entry.is_external()
+    }
+
+    /// Redis's `OBJECT ENCODING` for this string (`int`, `embstr` or `raw`).
+    pub fn encoding(&self) -> &'static str {
+        self.entry.encoding()
+    }
+
+    /// The raw LRU/LFU access word (see [`crate::Store::object_idle_ms`] and
+    /// [`crate::Store::object_freq`]).
+    pub fn access_word(&self) -> u32 {
+        self.entry.access().load(Relaxed)
+    }
+
+    /// Accounted bytes of the entry (its block and any value buffer), without its table
+    /// slot.
+    pub fn memory(&self) -> u64 {
+        self.entry.memory()
     }
 }
 
@@ -668,6 +723,24 @@ mod tests {
                 assert_eq!(e.expires_at(), 0);
             }
         }
+    }
+
+    #[test]
+    fn encodings_follow_redis() {
+        let enc = |v: &[u8]| EntryBox::new(b"k", v, false, 0).encoding();
+        assert_eq!(enc(b"123"), "int");
+        assert_eq!(enc(b"-9223372036854775808"), "int");
+        assert_eq!(enc(b"9223372036854775808"), "embstr");
+        assert_eq!(enc(b"0123"), "embstr");
+        assert_eq!(enc(b"-0"), "embstr");
+        assert_eq!(enc(b"0"), "int");
+        assert_eq!(enc(b""), "embstr");
+        assert_eq!(enc(&[b'x'; 44]), "embstr");
+        assert_eq!(enc(&[b'x'; 45]), "raw");
+        assert_eq!(
+            EntryBox::from_vec(b"k", b"12".to_vec(), false, 0).encoding(),
+            "raw"
+        );
     }
 
     #[test]

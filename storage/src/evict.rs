@@ -157,7 +157,7 @@ impl Evictor<'_> {
         } else {
             self.g.samples.load(Relaxed)
         };
-        let g = self.shards[idx].lock.read();
+        let g = self.shards[idx].read();
         let data: &ShardData = &g;
         let offered = std::cell::Cell::new(0usize);
         let mut offer = |e: &EntryBox, db: usize| {
@@ -222,7 +222,7 @@ impl Evictor<'_> {
     /// Evicts one candidate if it still exists (and still has a TTL for volatile policies).
     fn evict(&self, c: &Candidate, volatile: bool, now: u64) -> bool {
         let shard = &self.shards[c.shard];
-        let mut g = shard.lock.write();
+        let mut g = shard.write();
         let mut sm = ShardMut {
             g: self.g,
             shard,

@@ -57,6 +57,7 @@ pub use hotkeys::{
 pub use lock::{InstrumentedRwLock, LockModeStats, LOCK_WAIT_BUCKETS_NS};
 pub use policy::{EvictionPolicy, UnknownPolicy};
 pub use reclaimer::{Reclaimer, RECLAIM_BUDGET_PER_SHARD};
+pub use shard::WatchFlag;
 pub use store::{
     DbStats, MultiRead, MultiSlots, ShardStats, Slot, Store, StoreConfig, StoreStats,
     MAX_DATABASES, MAX_SHARDS, MAX_TABLES,

@@ -26,10 +26,13 @@ use crate::hotkeys::TopK;
 use crate::lock::InstrumentedRwLock;
 use crate::memory::EXPIRY_ITEM_BYTES;
 use crate::table::Table;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
+use std::cell::Cell;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::{BinaryHeap, HashMap};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Max items popped per write-lock hold in the active expiry cycle.
 pub(crate) const EXPIRE_BATCH: usize = 256;
@@ -59,6 +62,10 @@ impl ExpiryItem {
     #[inline]
     pub(crate) fn db(&self) -> usize {
         (self.at_db & 0xFFFF) as usize
+    }
+    /// The same item for database `db` (`SWAPDB`).
+    pub(crate) fn with_db(self, db: usize) -> Self {
+        ExpiryItem::new(self.at(), db, self.hash)
     }
 }
 
@@ -101,6 +108,47 @@ pub(crate) struct ShardData {
     pub(crate) ttl_keys: u64,
     pub(crate) len: u64,
     pub(crate) next_expiry: u64,
+    /// Clients watching keys of this shard (`WATCH`); `None` while nobody does, so writes
+    /// pay one branch for the feature.
+    pub(crate) watches: Option<Box<Watches>>,
+}
+
+/// A `WATCH`ing client's flag: set when a key it watches is modified, deleted, expired,
+/// evicted or flushed. Shared by the client and every shard holding one of its keys.
+#[derive(Debug, Default)]
+pub struct WatchFlag(AtomicBool);
+
+impl WatchFlag {
+    /// Whether a watched key was touched since the flag was created or cleared.
+    pub fn is_dirty(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+    /// Clears the flag (after `EXEC`, `DISCARD`, `UNWATCH`).
+    pub fn clear(&self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+    pub(crate) fn touch(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A watched key: (database, key).
+pub(crate) type WatchedKey = (u32, Box<[u8]>);
+
+/// The watchers of one shard's keys: (db, key) to the flags of the clients watching it.
+#[derive(Default)]
+pub(crate) struct Watches {
+    pub(crate) keys: HashMap<WatchedKey, Vec<Arc<WatchFlag>>, ahash::RandomState>,
+}
+
+impl Watches {
+    fn touch(&self, db: usize, key: &[u8]) {
+        // Keys are looked up by an owned tuple; a borrowed probe would need a custom
+        // `Equivalent`, and this runs only while somebody watches a key of this shard.
+        if let Some(flags) = self.keys.get(&(db as u32, Box::<[u8]>::from(key))) {
+            flags.iter().for_each(|f| f.touch());
+        }
+    }
 }
 
 impl ShardData {
@@ -169,6 +217,135 @@ impl Shard {
 pub(crate) enum ValueSrc<'v> {
     Slice(&'v [u8]),
     Vec(Vec<u8>),
+}
+
+thread_local! {
+    /// The shards this thread holds for a transaction (`Store::transaction`), or null.
+    static HELD: Cell<*const HeldShards> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Shards write-locked by a running transaction on this thread: while it runs, the store's
+/// operations on this thread use these guards instead of locking again.
+pub(crate) struct HeldShards {
+    /// (shard, its data), sorted by the shard's address.
+    pub(crate) held: Vec<(*const Shard, *mut ShardData)>,
+}
+
+impl HeldShards {
+    /// Installs `self` as this thread's held set until the returned guard drops.
+    pub(crate) fn install(&self) -> HeldReset {
+        let prev = HELD.with(|h| h.replace(self));
+        HeldReset(prev)
+    }
+}
+
+/// Restores the previous held set when dropped (also on unwind).
+pub(crate) struct HeldReset(*const HeldShards);
+
+impl Drop for HeldReset {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(self.0));
+    }
+}
+
+/// Whether this thread runs a transaction.
+pub(crate) fn in_transaction() -> bool {
+    HELD.with(|h| !h.get().is_null())
+}
+
+/// A shard's data for reading: locked now, or held by this thread's transaction.
+pub(crate) enum ShardRead<'a> {
+    Locked(RwLockReadGuard<'a, ShardData>),
+    Held(&'a ShardData),
+}
+
+impl Deref for ShardRead<'_> {
+    type Target = ShardData;
+    fn deref(&self) -> &ShardData {
+        match self {
+            ShardRead::Locked(g) => g,
+            ShardRead::Held(d) => d,
+        }
+    }
+}
+
+/// A shard's data for writing: locked now, or held by this thread's transaction.
+pub(crate) enum ShardWrite<'a> {
+    Locked(RwLockWriteGuard<'a, ShardData>),
+    Held(&'a mut ShardData),
+}
+
+impl Deref for ShardWrite<'_> {
+    type Target = ShardData;
+    fn deref(&self) -> &ShardData {
+        match self {
+            ShardWrite::Locked(g) => g,
+            ShardWrite::Held(d) => d,
+        }
+    }
+}
+
+impl DerefMut for ShardWrite<'_> {
+    fn deref_mut(&mut self) -> &mut ShardData {
+        match self {
+            ShardWrite::Locked(g) => g,
+            ShardWrite::Held(d) => d,
+        }
+    }
+}
+
+impl Shard {
+    /// This shard's data if this thread's transaction holds it.
+    #[inline]
+    fn held(&self) -> Option<*mut ShardData> {
+        let set = HELD.with(Cell::get);
+        if set.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null HELD points to the `HeldShards` of the transaction running on
+        // this thread, alive until its `HeldReset` restores the previous value.
+        let set = unsafe { &*set };
+        let me = self as *const Shard;
+        set.held
+            .binary_search_by(|(s, _)| s.cmp(&me))
+            .ok()
+            .map(|i| set.held[i].1)
+    }
+
+    /// Shared access, counted (and sampled for hot keys) unless held by a transaction.
+    #[inline]
+    pub(crate) fn read_sampled(&self) -> (ShardRead<'_>, Option<u64>) {
+        if let Some(d) = self.held() {
+            // SAFETY: the transaction holds this shard's write lock for longer than this
+            // borrow (store operations never outlive the transaction's closure), and store
+            // operations do not nest, so no `&mut` to it exists meanwhile.
+            return (ShardRead::Held(unsafe { &*d }), None);
+        }
+        let (g, prev) = self.lock.read_sampled();
+        (ShardRead::Locked(g), prev)
+    }
+
+    /// Exclusive access, counted unless held by a transaction.
+    #[inline]
+    pub(crate) fn write_sampled(&self) -> (ShardWrite<'_>, Option<u64>) {
+        if let Some(d) = self.held() {
+            // SAFETY: as in `read_sampled`; one store operation at a time takes a shard
+            // once, so this is the only reference to the data while it lives.
+            return (ShardWrite::Held(unsafe { &mut *d }), None);
+        }
+        let (g, prev) = self.lock.write_sampled();
+        (ShardWrite::Locked(g), prev)
+    }
+
+    #[inline]
+    pub(crate) fn read(&self) -> ShardRead<'_> {
+        self.read_sampled().0
+    }
+
+    #[inline]
+    pub(crate) fn write(&self) -> ShardWrite<'_> {
+        self.write_sampled().0
+    }
 }
 
 /// A write-locked shard plus the store-wide settings mutations need. All mutations go
@@ -283,8 +460,17 @@ impl ShardMut<'_> {
         tracing::trace!(items = self.data.expiry.len(), "compacted expiry index");
     }
 
+    /// Marks the clients watching `key` (if anybody watches this shard).
+    #[inline]
+    fn touch_watchers(&self, db: usize, key: &[u8]) {
+        if let Some(w) = &self.data.watches {
+            w.touch(db, key);
+        }
+    }
+
     /// Inserts an entry known to be absent.
     fn insert(&mut self, db: usize, hash: u64, e: EntryBox) {
+        self.touch_watchers(db, e.key());
         let at = e.expires_at();
         e.access().store(
             initial_access(self.g.policy().is_lfu(), self.g.coarse_now()),
@@ -317,6 +503,7 @@ impl ShardMut<'_> {
 
     /// Accounting for an entry that left db `db`'s table.
     fn removed(&mut self, db: usize, e: &EntryBox, shrunk: i64) {
+        self.touch_watchers(db, e.key());
         self.data.len -= 1;
         self.mem(Some(db), shrunk - e.memory() as i64);
         self.sub_ttl(db, e.expires_at());
@@ -395,6 +582,9 @@ impl ShardMut<'_> {
             coarse as u32
         };
         new.access().store(access, Relaxed);
+        if let Some(w) = &self.data.watches {
+            w.touch(db, key);
+        }
         let delta = new.memory() as i64 - slot.memory() as i64;
         let old = std::mem::replace(slot, new);
         self.mem(Some(db), delta);
@@ -446,6 +636,9 @@ impl ShardMut<'_> {
             return false;
         };
         let old_at = e.expires_at();
+        if let Some(w) = &self.data.watches {
+            w.touch(db, key);
+        }
         if old_at == new_at {
             return true;
         }
@@ -515,6 +708,15 @@ impl ShardMut<'_> {
 
     /// Empties database `db` in this shard, returning the old table (to drop elsewhere).
     pub(crate) fn take_db(&mut self, db: usize) -> Table {
+        if let Some(w) = &self.data.watches {
+            // Like Redis, a flush touches the watched keys that existed.
+            for ((wdb, key), flags) in &w.keys {
+                if *wdb as usize == db && self.data.tables[db].find(self.g.hash(key), key).is_some()
+                {
+                    flags.iter().for_each(|f| f.touch());
+                }
+            }
+        }
         let old = std::mem::take(&mut self.data.tables[db]);
         let meta = std::mem::take(&mut self.data.dbs[db]);
         self.mem(None, -(meta.used as i64));

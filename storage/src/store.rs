@@ -9,10 +9,13 @@ use crate::globals::Globals;
 use crate::hotkeys::{should_sample, HotKey, SAMPLE_INTERVAL};
 use crate::lock::LockModeStats;
 use crate::policy::EvictionPolicy;
-use crate::shard::{Shard, ShardData, ShardMut, ValueSrc, EXPIRE_BATCH};
+use crate::shard::{
+    in_transaction, ExpiryItem, HeldShards, Shard, ShardData, ShardMut, ShardRead, ShardWrite,
+    ValueSrc, WatchFlag, EXPIRE_BATCH,
+};
 use crate::table::{segment_of, Table, SEGMENTS};
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::Mutex;
 use rand::Rng;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -271,7 +274,7 @@ impl Store {
         let hash = self.hash(key);
         let idx = self.shard_index(hash);
         let shard = &self.shards[idx];
-        let (guard, prev) = shard.lock.read_sampled();
+        let (guard, prev) = shard.read_sampled();
         let found = guard.tables[db].find(hash, key).filter(|e| self.live(e));
         if lookup {
             let c = &shard.counters;
@@ -304,7 +307,7 @@ impl Store {
         let hash = self.hash(key);
         let idx = self.shard_index(hash);
         let shard = &self.shards[idx];
-        let (mut guard, prev) = shard.lock.write_sampled();
+        let (mut guard, prev) = shard.write_sampled();
         let mut sm = self.shard_mut(idx, &mut guard);
         sm.remove_if_expired(db, hash, key);
         let mut slot = Slot {
@@ -341,7 +344,7 @@ impl Store {
         };
         let new = EntryBox::new(key, value.as_ref(), at != 0, at);
         let shard = &self.shards[idx];
-        let (mut guard, prev) = shard.lock.write_sampled();
+        let (mut guard, prev) = shard.write_sampled();
         let mut sm = self.shard_mut(idx, &mut guard);
         sm.remove_if_expired(db, hash, key);
         let old = sm.put(db, hash, key, new, expiry == Expiry::Keep);
@@ -394,7 +397,7 @@ impl Store {
         let mut guards = Vec::with_capacity(shard_ids.len());
         let mut sampled = Vec::new();
         for &s in &shard_ids {
-            let (g, prev) = self.shards[s].lock.write_sampled();
+            let (g, prev) = self.shards[s].write_sampled();
             if should_sample(prev) {
                 sampled.push(s);
             }
@@ -447,7 +450,7 @@ impl Store {
         let mut guards = Vec::with_capacity(shard_ids.len());
         let mut sampled = Vec::new();
         for &s in &shard_ids {
-            let (g, prev) = self.shards[s].lock.read_sampled();
+            let (g, prev) = self.shards[s].read_sampled();
             if should_sample(prev) {
                 sampled.push(s);
             }
@@ -471,6 +474,163 @@ impl Store {
         drop(guards);
         self.sample_multi(&sampled, keys, &hashes, &pos);
         r
+    }
+
+    // ---------------------------------------------------------------- transactions
+
+    /// Runs `f` as one atomic unit (`EXEC`): write-locks the shards of `keys` (every shard
+    /// for `None`, for commands whose keys are not known in advance), once each, in
+    /// ascending order like [`Store::write_many`], then runs `f`; while it runs, every store
+    /// operation *on this thread* uses those locks instead of taking its own, so no other
+    /// client observes part of what `f` does. The acquisitions are counted, and their waits
+    /// measured, like any other. An operation inside `f` on a shard that was not locked
+    /// takes its lock as usual (so the caller must name every key it will touch, or `None`).
+    /// A transaction inside a transaction just runs `f`.
+    ///
+    /// # Panics
+    /// If `f` panics (the locks are released and the held set restored first).
+    pub fn transaction<R>(&self, keys: Option<&[&[u8]]>, f: impl FnOnce() -> R) -> R {
+        if in_transaction() {
+            return f();
+        }
+        let mut ids: Vec<usize> = match keys {
+            Some(keys) => keys.iter().map(|k| self.shard_of(k)).collect(),
+            None => (0..self.shards.len()).collect(),
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        let mut guards: Vec<_> = ids.iter().map(|&i| self.shards[i].lock.write()).collect();
+        let mut held = HeldShards {
+            held: ids
+                .iter()
+                .zip(guards.iter_mut())
+                .map(|(&i, g)| (&self.shards[i] as *const Shard, &mut **g as *mut ShardData))
+                .collect(),
+        };
+        held.held.sort_unstable_by_key(|h| h.0);
+        let reset = held.install();
+        let r = f();
+        drop(reset);
+        // Memory changes made under the transaction are published like any others.
+        for (&i, g) in ids.iter().zip(guards.iter_mut()) {
+            ShardMut {
+                g: &self.g,
+                shard: &self.shards[i],
+                data: g,
+            }
+            .flush_memory();
+        }
+        drop(guards);
+        r
+    }
+
+    /// `WATCH`: from now on, any change to `key` in `db` (write, delete, expiry, eviction,
+    /// flush) sets `flag`. Returns whether the key is already logically expired (Redis does
+    /// not abort `EXEC` for a key that had expired before it was watched).
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn watch(&self, db: usize, key: &[u8], flag: &Arc<WatchFlag>) -> bool {
+        let hash = self.hash(key);
+        let mut g = self.shards[self.shard_index(hash)].write();
+        let expired = g.tables[db].find(hash, key).is_some_and(|e| !self.live(e));
+        let w = g.watches.get_or_insert_with(Box::default);
+        let flags = w
+            .keys
+            .entry((db as u32, Box::<[u8]>::from(key)))
+            .or_default();
+        if !flags.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            flags.push(Arc::clone(flag));
+        }
+        expired
+    }
+
+    /// Stops `flag` watching `key` in `db` (`UNWATCH`, `EXEC`, `DISCARD`, disconnect).
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn unwatch(&self, db: usize, key: &[u8], flag: &Arc<WatchFlag>) {
+        let hash = self.hash(key);
+        let mut g = self.shards[self.shard_index(hash)].write();
+        let Some(w) = g.watches.as_mut() else {
+            return;
+        };
+        let k = (db as u32, Box::<[u8]>::from(key));
+        if let Some(flags) = w.keys.get_mut(&k) {
+            flags.retain(|f| !Arc::ptr_eq(f, flag));
+            if flags.is_empty() {
+                w.keys.remove(&k);
+            }
+        }
+        if w.keys.is_empty() {
+            g.watches = None;
+        }
+    }
+
+    /// Whether `key` is in `db` but logically expired (`EXEC` aborts for a watched key that
+    /// expired after it was watched, even if nothing has removed it yet).
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn is_expired(&self, db: usize, key: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let g = self.shards[self.shard_index(hash)].read();
+        g.tables[db].find(hash, key).is_some_and(|e| !self.live(e))
+    }
+
+    /// `OBJECT IDLETIME` in milliseconds from an entry's access word (LRU policies only).
+    pub fn object_idle_ms(&self, access_word: u32) -> u64 {
+        u64::from((self.g.coarse_now() as u32).wrapping_sub(access_word))
+    }
+
+    /// `OBJECT FREQ` from an entry's access word: the decayed LFU counter (LFU policies).
+    pub fn object_freq(&self, access_word: u32) -> u8 {
+        crate::entry::lfu_decayed(access_word, self.g.coarse_now())
+    }
+
+    /// `SWAPDB a b`: swaps two databases atomically (every shard is locked, in ascending
+    /// order, for the whole swap). Clients watching a key that exists in either database are
+    /// touched, as Redis does.
+    ///
+    /// # Panics
+    /// If `a` or `b` is not below `self.databases()`.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        assert!(a < self.databases && b < self.databases);
+        if a == b {
+            return;
+        }
+        self.transaction(None, || {
+            for shard in self.shards.iter() {
+                let mut g = shard.write();
+                let data: &mut ShardData = &mut g;
+                if let Some(w) = &data.watches {
+                    for ((db, key), flags) in &w.keys {
+                        let db = *db as usize;
+                        let h = self.hash(key);
+                        if (db == a || db == b)
+                            && (data.tables[a].find(h, key).is_some()
+                                || data.tables[b].find(h, key).is_some())
+                        {
+                            flags.iter().for_each(|f| f.touch());
+                        }
+                    }
+                }
+                data.tables.swap(a, b);
+                data.dbs.swap(a, b);
+                if data.ttl_keys > 0 {
+                    let items: Vec<ExpiryItem> = std::mem::take(&mut data.expiry)
+                        .into_vec()
+                        .into_iter()
+                        .map(|it| match it.db() {
+                            d if d == a => it.with_db(b),
+                            d if d == b => it.with_db(a),
+                            _ => it,
+                        })
+                        .collect();
+                    data.expiry = std::collections::BinaryHeap::from(items);
+                }
+            }
+        })
     }
 
     // ---------------------------------------------------------------- keyspace
@@ -499,7 +659,7 @@ impl Store {
         }
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            let g = shard.lock.read();
+            let g = shard.read();
             let mut now = None;
             for e in g.tables[db].iter() {
                 let at = e.expires_at();
@@ -549,7 +709,7 @@ impl Store {
         let mut examined = 0usize;
         let mut now = None;
         loop {
-            let g = self.shards[shard].lock.read();
+            let g = self.shards[shard].read();
             let mut cands: Vec<(u64, &[u8])> = Vec::new();
             let segs = g.tables[db].segments();
             let mut seg = (from >> SCAN_SEGMENT_SHIFT) as usize;
@@ -618,7 +778,7 @@ impl Store {
         let n = self.shards.len();
         let start = rng.random_range(0..n);
         for k in 0..n {
-            let g = self.shards[(start + k) & (n - 1)].lock.read();
+            let g = self.shards[(start + k) & (n - 1)].read();
             let table = &g.tables[db];
             if table.is_empty() {
                 continue;
@@ -652,7 +812,7 @@ impl Store {
     pub fn flush_db(&self, db: usize, lazy: bool) {
         let mut garbage = Vec::new();
         for shard in self.shards.iter() {
-            let mut g = shard.lock.write();
+            let mut g = shard.write();
             let old = ShardMut {
                 g: &self.g,
                 shard,
@@ -671,7 +831,7 @@ impl Store {
     pub fn flush_all(&self, lazy: bool) {
         let mut garbage = Vec::new();
         for shard in self.shards.iter() {
-            let mut g = shard.lock.write();
+            let mut g = shard.write();
             let mut sm = ShardMut {
                 g: &self.g,
                 shard,
@@ -715,7 +875,7 @@ impl Store {
         let now = self.now_ms();
         let (mut keys, mut expires, mut ttl_sum) = (0u64, 0u64, 0u128);
         for shard in self.shards.iter() {
-            let g = shard.lock.read();
+            let g = shard.read();
             let meta = g.dbs[db];
             let table = &g.tables[db];
             if meta.ttl_keys == 0 || g.next_expiry > now {
@@ -771,7 +931,7 @@ impl Store {
             let mut left = budget_per_shard;
             while left > 0 {
                 let batch = left.min(EXPIRE_BATCH);
-                let mut g = shard.lock.write();
+                let mut g = shard.write();
                 let (n, more) = ShardMut {
                     g: &self.g,
                     shard,
@@ -843,7 +1003,7 @@ impl Store {
         self.shards
             .iter()
             .map(|s| {
-                let g = s.lock.read();
+                let g = s.read();
                 g.tables.iter().map(Table::allocated).sum::<u64>()
                     + g.expiry.capacity() as u64 * crate::memory::EXPIRY_ITEM_BYTES
             })
@@ -858,7 +1018,7 @@ impl Store {
             .shards
             .iter()
             .map(|s| {
-                let g = s.lock.read();
+                let g = s.read();
                 g.tables
                     .iter()
                     .flat_map(Table::iter)
@@ -1064,7 +1224,7 @@ pub struct MultiSlots<'a> {
     keys: &'a [&'a [u8]],
     hashes: Vec<u64>,
     pos: Vec<usize>,
-    guards: Vec<(usize, RwLockWriteGuard<'a, ShardData>)>,
+    guards: Vec<(usize, ShardWrite<'a>)>,
 }
 
 impl MultiSlots<'_> {
@@ -1105,7 +1265,7 @@ pub struct MultiRead<'a> {
     keys: &'a [&'a [u8]],
     hashes: Vec<u64>,
     pos: Vec<usize>,
-    guards: Vec<(usize, RwLockReadGuard<'a, ShardData>)>,
+    guards: Vec<(usize, ShardRead<'a>)>,
 }
 
 impl MultiRead<'_> {

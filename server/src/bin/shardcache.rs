@@ -37,9 +37,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The control thread's runtime: signals, the accept loop, the metrics endpoint. Clients
+    // are served by the worker threads `serve` starts (see `server.rs`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("shardcache-worker")
+        .thread_name("shardcache-control")
         .build()
     {
         Ok(r) => r,

@@ -9,24 +9,25 @@
 mod admin;
 mod bits;
 mod connection;
+mod generic;
 mod keys;
 mod observe;
+mod scripting;
 mod server;
 mod strings;
+pub mod transaction;
 pub mod unsupported;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use shardcache_protocol::{reply, Request, Version};
 
 use crate::connection::ClientState;
-use crate::latency::LatencyHistogram;
 use crate::state::Shared;
+use crate::stats::WorkerStats;
 
 /// The Redis version shardcache reports (`INFO`'s `redis_version`, `HELLO`'s `version`).
 pub fn connection_compat_version() -> &'static str {
@@ -293,6 +294,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         server::config
     ),
     cmd!(
+        "copy",
+        -3,
+        ["write", "denyoom"],
+        1,
+        2,
+        1,
+        "generic",
+        "Copy a key",
+        generic::copy
+    ),
+    cmd!(
         "dbsize",
         1,
         ["readonly", "fast"],
@@ -337,6 +349,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::del
     ),
     cmd!(
+        "discard",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Discard all commands issued after MULTI",
+        transaction::discard
+    ),
+    cmd!(
         "echo",
         2,
         ["fast"],
@@ -346,6 +369,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "Echo the given string",
         connection::echo
+    ),
+    cmd!(
+        "exec",
+        1,
+        ["noscript", "loading", "stale", "skip_slowlog"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Execute all commands issued after MULTI",
+        transaction::exec
     ),
     cmd!(
         "exists",
@@ -412,6 +446,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Remove all keys from the current database",
         server::flushdb
+    ),
+    cmd!(
+        "function",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "scripting",
+        "A container for function commands",
+        scripting::function
     ),
     cmd!(
         "get",
@@ -568,6 +613,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         bits::lcs_command
     ),
     cmd!(
+        "memory",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "server",
+        "A container for memory diagnostics commands",
+        generic::memory
+    ),
+    cmd!(
         "mget",
         -2,
         ["readonly", "fast"],
@@ -577,6 +633,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Get the values of all the given keys",
         strings::mget
+    ),
+    cmd!(
+        "move",
+        3,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Move a key to another database",
+        generic::move_key
     ),
     cmd!(
         "mset",
@@ -599,6 +666,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Set multiple keys to multiple values, only if none of the keys exist",
         strings::msetnx
+    ),
+    cmd!(
+        "multi",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Mark the start of a transaction block",
+        transaction::multi
+    ),
+    cmd!(
+        "object",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "generic",
+        "A container for object introspection commands",
+        generic::object
     ),
     cmd!(
         "persist",
@@ -722,6 +811,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::renamenx
     ),
     cmd!(
+        "reset",
+        1,
+        [
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy"
+        ],
+        0,
+        0,
+        0,
+        "connection",
+        "Reset the connection",
+        scripting::reset
+    ),
+    cmd!(
         "scan",
         -2,
         ["readonly"],
@@ -731,6 +838,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Incrementally iterate the keys space",
         keys::scan
+    ),
+    cmd!(
+        "script",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "scripting",
+        "A container for Lua scripts management commands",
+        scripting::script
     ),
     cmd!(
         "select",
@@ -810,6 +928,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         strings::strlen
     ),
     cmd!(
+        "swapdb",
+        3,
+        ["write", "fast"],
+        0,
+        0,
+        0,
+        "server",
+        "Swaps two Redis databases",
+        generic::swapdb
+    ),
+    cmd!(
         "time",
         1,
         ["loading", "stale", "fast"],
@@ -864,6 +993,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Delete a key asynchronously in another thread",
         keys::unlink
     ),
+    cmd!(
+        "unwatch",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Forget about all watched keys",
+        transaction::unwatch
+    ),
+    cmd!(
+        "watch",
+        -2,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        1,
+        -1,
+        1,
+        "transactions",
+        "Watch the given keys to determine execution of the MULTI/EXEC block",
+        transaction::watch
+    ),
 ];
 
 /// What dispatch needs to know about a command, precomputed once so the hot path compares no
@@ -874,6 +1025,8 @@ struct Entry {
     denyoom: bool,
     /// Runs before `AUTH` (Redis's `no_auth` flag: AUTH, HELLO, QUIT).
     no_auth: bool,
+    /// Whether it leaves the event loop (see [`Dispatched::offload`]).
+    offload: Offload,
 }
 
 impl Entry {
@@ -882,6 +1035,7 @@ impl Entry {
             index,
             denyoom: c.has_flag("denyoom"),
             no_auth: c.has_flag("no_auth"),
+            offload: Offload::of(c.name),
         }
     }
 }
@@ -902,9 +1056,26 @@ fn table() -> &'static HashMap<&'static [u8], Entry, ahash::RandomState> {
 const MAX_NAME_LEN: usize = 64;
 
 /// The names one server answers to: [`COMMANDS`] after `--rename-command` and
-/// `--disable-command`. Built once at start; looked up per request without allocating.
+/// `--disable-command`. Built once at start; looked up per request without allocating or
+/// hashing: names are bucketed by length and first letter, so a lookup is one index and
+/// (almost always) one case-insensitive comparison.
 pub struct CommandNames {
-    map: HashMap<Box<[u8]>, Entry, ahash::RandomState>,
+    /// Indexed by [`name_slot`]; lower-case names.
+    buckets: Box<[Vec<Named>]>,
+}
+
+/// A lower-case command name and what dispatch needs of it.
+type Named = (Box<[u8]>, Entry);
+
+/// Letters of the first byte that tell buckets apart (its low 5 bits, case folded).
+const FIRST_SLOTS: usize = 32;
+
+/// The bucket of a name: its length and first byte (`None` when empty or too long).
+#[inline]
+fn name_slot(name: &[u8]) -> Option<usize> {
+    let first = *name.first()?;
+    (name.len() <= MAX_NAME_LEN)
+        .then(|| name.len() * FIRST_SLOTS + usize::from(first.to_ascii_lowercase() & 31))
 }
 
 impl CommandNames {
@@ -947,17 +1118,25 @@ impl CommandNames {
                 ));
             }
         }
-        Ok(CommandNames { map })
+        let mut buckets: Vec<Vec<Named>> = vec![Vec::new(); (MAX_NAME_LEN + 1) * FIRST_SLOTS];
+        for (name, entry) in map {
+            if let Some(slot) = name_slot(&name) {
+                buckets[slot].push((name, entry));
+            }
+        }
+        Ok(CommandNames {
+            buckets: buckets.into(),
+        })
     }
 
     /// Finds a command by name, case-insensitively, without allocating.
+    #[inline]
     fn get(&self, name: &[u8]) -> Option<Entry> {
-        let mut buf = [0u8; MAX_NAME_LEN];
-        let lower = buf.get_mut(..name.len())?;
-        for (d, s) in lower.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        self.map.get(&*lower).copied()
+        self.buckets
+            .get(name_slot(name)?)?
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, e)| *e)
     }
 }
 
@@ -970,142 +1149,170 @@ fn lookup_entry(name: &[u8]) -> Option<Entry> {
     table().get(&*lower).copied()
 }
 
+/// The keys a command names, by its table row (`None` if its row declares none).
+pub(crate) fn key_args(index: usize, args: &[Bytes]) -> Option<impl Iterator<Item = &[u8]>> {
+    let spec = &COMMANDS[index];
+    if spec.first_key <= 0 {
+        return None;
+    }
+    let n = args.len() as i64;
+    let first = i64::from(spec.first_key);
+    let last = match i64::from(spec.last_key) {
+        l if l < 0 => n + l,
+        l => l,
+    };
+    let step = i64::from(spec.step.max(1));
+    Some(
+        (first..=last.min(n - 1))
+            .step_by(step as usize)
+            .map(move |i| &args[i as usize][..]),
+    )
+}
+
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
     lookup_entry(name).map(|e| (e.index, &COMMANDS[e.index]))
 }
 
-/// Per-command counters for `INFO commandstats` and the metrics endpoint, indexed like
-/// [`COMMANDS`].
-pub struct CommandStats {
-    entries: Box<[CommandCounters]>,
+/// A request that passed lookup, arity, authentication and the memory check: ready to run.
+#[derive(Clone, Copy, Debug)]
+pub struct Dispatched {
+    /// Index of the command in [`COMMANDS`].
+    pub index: usize,
+    offload: Offload,
 }
 
-/// Counters of one command. Aligned so two commands' counters never share a cache line.
-#[repr(align(128))]
-#[derive(Default)]
-pub struct CommandCounters {
-    /// Executions.
-    pub calls: AtomicU64,
-    /// Execution times (ns): `usec` of `INFO commandstats`, `INFO latencystats`, and the
-    /// `shardcache_command_duration_seconds` histogram.
-    pub duration: LatencyHistogram,
-    /// Executions that replied with an error.
-    pub failed: AtomicU64,
-    /// Calls refused before execution (wrong arity, over maxmemory), Redis's `rejected_calls`.
-    pub rejected: AtomicU64,
-}
-
-impl CommandStats {
-    /// Zeroed counters for every command in the table.
-    pub fn new() -> CommandStats {
-        CommandStats {
-            entries: COMMANDS
-                .iter()
-                .map(|_| CommandCounters::default())
-                .collect(),
+impl Dispatched {
+    /// Whether this request may run long enough (a keyspace walk) that the worker should run
+    /// it on its blocking pool rather than keep its other clients waiting.
+    pub fn offload(&self, args: &[Bytes]) -> bool {
+        match self.offload {
+            Offload::Never => false,
+            Offload::Always => true,
+            Offload::BigScanPage => scan_count(args).is_some_and(|n| n >= BIG_SCAN_PAGE),
         }
     }
-    /// Counters of the command at `index` in [`COMMANDS`].
-    pub fn get(&self, index: usize) -> Option<&CommandCounters> {
-        self.entries.get(index)
-    }
+}
 
-    /// Every request seen by the table's commands (calls plus rejected calls): Redis's
-    /// `total_commands_processed`, summed at read time so the hot path bumps no global counter.
-    pub fn total_processed(&self) -> u64 {
-        self.entries
-            .iter()
-            .map(|c| c.calls.load(Ordering::Relaxed) + c.rejected.load(Ordering::Relaxed))
-            .sum()
-    }
+/// Which requests leave the worker's event loop for its blocking pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offload {
+    /// Bounded work (the `fast` commands and the multi-key ones, bounded by the request size).
+    Never,
+    /// Walks or frees a whole keyspace, or scans every database (`INFO keyspace`).
+    Always,
+    /// `SCAN` with a `COUNT` of at least [`BIG_SCAN_PAGE`].
+    BigScanPage,
+}
 
-    /// The commands called at least once since start (or `CONFIG RESETSTAT`), with their
-    /// counters: what `INFO latencystats` and the duration histograms report.
-    pub fn called(&self) -> impl Iterator<Item = (&'static CommandSpec, &CommandCounters)> {
-        COMMANDS
-            .iter()
-            .zip(self.entries.iter())
-            .filter(|(_, c)| c.calls.load(Ordering::Relaxed) > 0)
-    }
+/// Commands that may walk the whole keyspace: run off the worker's event loop.
+const OFFLOADED: &[&str] = &["flushall", "flushdb", "info", "keys"];
+/// A `SCAN` page this large is run off the worker's event loop.
+const BIG_SCAN_PAGE: i64 = 1000;
 
-    /// Zeroes every command's counters and latency histogram (`CONFIG RESETSTAT`).
-    pub fn reset(&self) {
-        for c in self.entries.iter() {
-            c.calls.store(0, Ordering::Relaxed);
-            c.failed.store(0, Ordering::Relaxed);
-            c.rejected.store(0, Ordering::Relaxed);
-            c.duration.reset();
+impl Offload {
+    fn of(name: &str) -> Offload {
+        if name == "scan" {
+            Offload::BigScanPage
+        } else if OFFLOADED.contains(&name) {
+            Offload::Always
+        } else {
+            Offload::Never
         }
     }
-
-    /// Total errors of the command at `index`: failed plus rejected calls.
-    pub fn errors(&self, index: usize) -> u64 {
-        self.get(index).map_or(0, |c| {
-            c.failed.load(Ordering::Relaxed) + c.rejected.load(Ordering::Relaxed)
-        })
-    }
 }
 
-impl Default for CommandStats {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The `COUNT` argument of a `SCAN`, when present and an integer.
+fn scan_count(args: &[Bytes]) -> Option<i64> {
+    let i = args.iter().skip(2).position(|a| eq_ic(a, "count"))? + 2;
+    parse_i64_strict(args.get(i + 1)?)
 }
 
-/// Executes one request and appends its reply to `out`.
-pub fn execute(
+/// Looks the request up and checks arity, authentication and (for `denyoom` commands) the
+/// memory limit, in Redis's order. On refusal the error reply is written, the refusal
+/// counted in `stats`, and `None` returned.
+pub fn dispatch(
     shared: &Shared,
-    client: &mut ClientState,
-    request: &Request,
+    stats: &WorkerStats,
+    client: &ClientState,
+    args: &[Bytes],
     out: &mut BytesMut,
-) -> Flow {
-    let args = request.args();
-    let Some(name) = args.first() else {
-        return Flow::Continue;
-    };
+) -> Option<Dispatched> {
+    let name = args.first()?;
     let Some(found) = shared.commands.get(name) else {
-        shared.unknown_commands.fetch_add(1, Ordering::Relaxed);
+        stats.unknown_command();
         reply::error(out, &unknown_command(args));
-        return Flow::Continue;
+        return None;
     };
     let spec = &COMMANDS[found.index];
-    let counters = &shared.command_stats.entries[found.index];
     let argc = args.len() as i64;
     let arity = i64::from(spec.arity);
     if (arity > 0 && argc != arity) || argc < -arity {
-        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        stats.rejected(found.index);
         let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
         reply::error(out, msg.as_bytes());
-        return Flow::Continue;
+        return None;
     }
     // Redis's order: unknown command and arity first, then authentication. An authenticated
     // client pays this one bool test.
     if !client.authenticated && !found.no_auth && shared.auth.required() {
-        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        stats.rejected(found.index);
         reply::error(out, crate::auth::NOAUTH.as_bytes());
-        return Flow::Continue;
+        return None;
     }
     if found.denyoom && shared.store.reclaim_memory().is_err() {
-        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        stats.rejected(found.index);
         reply::error(out, CmdError::OOM.0.as_bytes());
-        return Flow::Continue;
+        return None;
     }
-    let start = Instant::now();
+    Some(Dispatched {
+        index: found.index,
+        offload: found.offload,
+    })
+}
+
+/// Runs a dispatched command's handler and writes its reply (or its error). Returns the flow
+/// and whether the command failed; counting it is the caller's (the worker that owns the
+/// statistics), so this may run on another thread.
+pub fn run(
+    shared: &Shared,
+    client: &mut ClientState,
+    index: usize,
+    args: &[Bytes],
+    out: &mut BytesMut,
+) -> (Flow, bool) {
     let mut ctx = Ctx {
         shared,
         client,
         out,
         flow: Flow::Continue,
     };
-    let result = (spec.handler)(&mut ctx, args);
+    let result = (COMMANDS[index].handler)(&mut ctx, args);
     let flow = ctx.flow;
-    if let Err(e) = result {
-        reply::error(out, e.0.as_bytes());
-        counters.failed.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(()) => (flow, false),
+        Err(e) => {
+            reply::error(out, e.0.as_bytes());
+            (flow, true)
+        }
     }
-    counters.calls.fetch_add(1, Ordering::Relaxed);
-    counters.duration.record(start.elapsed().as_nanos() as u64);
+}
+
+/// Executes one request and appends its reply to `out`, counting it in `stats` (but not
+/// timing it: connections time whole batches, see `connection.rs`).
+pub fn execute(
+    shared: &Shared,
+    stats: &WorkerStats,
+    client: &mut ClientState,
+    request: &Request,
+    out: &mut BytesMut,
+) -> Flow {
+    let args = request.args();
+    let Some(d) = dispatch(shared, stats, client, args, out) else {
+        return Flow::Continue;
+    };
+    let (flow, failed) = run(shared, client, d.index, args, out);
+    stats.call(d.index, failed);
     flow
 }
 
@@ -1219,6 +1426,16 @@ mod tests {
         assert_eq!(COMMANDS[k.index].name, "keys");
         assert!(t.get(b"GET").is_some());
         assert!(t.get(&[b'a'; 100]).is_none());
+        assert!(t.get(b"").is_none());
+        assert!(t.get(b"gex").is_none());
+        assert!(t.get(b"Gxt").is_none());
+        let all = names(&[], &[]).unwrap();
+        for c in COMMANDS {
+            assert_eq!(
+                all.get(c.name.to_uppercase().as_bytes()).map(|e| e.index),
+                lookup(c.name.as_bytes()).map(|(i, _)| i)
+            );
+        }
         assert!(t.get(b"auth").unwrap().no_auth);
         assert!(!t.get(b"get").unwrap().no_auth);
         assert!(names(&["nosuch", "x"], &[]).is_err());
@@ -1226,6 +1443,29 @@ mod tests {
         assert!(names(&["keys"], &[]).is_err());
         assert!(names(&[], &["nosuch"]).is_err());
         assert!(names(&[], &["get", ""]).is_ok());
+    }
+
+    #[test]
+    fn keyspace_walks_are_offloaded() {
+        let names = CommandNames::new(&[], &[]).unwrap();
+        let of = |words: &[&str]| {
+            let args: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.to_string())).collect();
+            let e = names.get(&args[0]).unwrap();
+            Dispatched {
+                index: e.index,
+                offload: e.offload,
+            }
+            .offload(&args)
+        };
+        assert!(of(&["KEYS", "*"]));
+        assert!(of(&["flushall"]));
+        assert!(of(&["info"]));
+        assert!(!of(&["get", "k"]));
+        assert!(!of(&["scan", "0"]));
+        assert!(!of(&["scan", "0", "count", "10"]));
+        assert!(!of(&["scan", "0", "count", "x"]));
+        assert!(!of(&["scan", "0", "match", "count"]));
+        assert!(of(&["scan", "0", "MATCH", "a*", "COUNT", "5000"]));
     }
 
     #[test]

@@ -101,6 +101,33 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             reply::bulk(out, b"group");
             reply::bulk(out, spec.group.as_bytes());
         }
+    } else if eq_ic(sub, "getkeys") {
+        // Redis 7.0's `COMMAND GETKEYS command arg [arg ...]`.
+        if rest.len() < 2 {
+            return Err(CmdError::msg(
+                "ERR wrong number of arguments for 'command|getkeys' command",
+            ));
+        }
+        let Some((index, spec)) = lookup(&rest[0]) else {
+            return Err(CmdError::msg("ERR Invalid command specified"));
+        };
+        let argc = rest.len() as i64;
+        let arity = i64::from(spec.arity);
+        if (arity > 0 && argc != arity) || argc < -arity {
+            return Err(CmdError::msg(
+                "ERR Invalid number of arguments specified for command",
+            ));
+        }
+        let keys: Vec<&[u8]> = super::key_args(index, rest)
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        if keys.is_empty() {
+            return Err(CmdError::msg("ERR The command has no key arguments"));
+        }
+        reply::array_len(out, keys.len());
+        for k in keys {
+            reply::bulk(out, k);
+        }
     } else if eq_ic(sub, "count") {
         return Err(CmdError::msg(
             "ERR wrong number of arguments for 'command|count' command",

@@ -398,7 +398,12 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Err(TOO_BIG);
         }
         let value = match slot.get() {
-            None => add.to_vec(),
+            None => {
+                // A new key takes the argument as `SET` would (Redis encodes it: `int`,
+                // `embstr`); only an appended-to string stays `raw`.
+                slot.set(add, Expiry::Keep);
+                return Ok(add.len());
+            }
             Some(_) if add.is_empty() => return Ok(old_len),
             Some(old) => {
                 let mut b = Vec::with_capacity(old.len() + add.len());

@@ -772,3 +772,157 @@ fn huge_maxmemory_samples_stays_bounded() {
         assert!(t.elapsed().as_secs() < 5, "{policy}: {:?}", t.elapsed());
     }
 }
+
+#[test]
+fn transactions_are_atomic_for_single_key_readers() {
+    // A writer moves one unit between accounts on different shards with separate single-key
+    // operations inside a transaction; readers that read every account inside a transaction
+    // of their own must always see the same total.
+    let s = Arc::new(store(16));
+    let keys: Vec<String> = (0..6).map(|i| format!("acct{i}")).collect();
+    assert!(
+        keys.iter()
+            .map(|k| s.shard_of(k.as_bytes()))
+            .collect::<HashSet<_>>()
+            .len()
+            > 1
+    );
+    for k in &keys {
+        s.set(0, k.as_bytes(), b"100", Expiry::Persist);
+    }
+    let total = |s: &Store| -> i64 {
+        keys.iter()
+            .map(|k| {
+                let v = s.get(0, k.as_bytes()).unwrap();
+                std::str::from_utf8(&v).unwrap().parse::<i64>().unwrap()
+            })
+            .sum()
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, keys, stop) = (s.clone(), keys.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            let mut moves = 0u64;
+            while !stop.load(Relaxed) {
+                let (from, to) = (moves as usize % 6, (moves as usize + 1) % 6);
+                s.transaction(Some(&refs), || {
+                    for (k, d) in [(from, -1i64), (to, 1)] {
+                        s.write(0, refs[k], |slot| {
+                            let v: i64 = std::str::from_utf8(slot.get().unwrap())
+                                .unwrap()
+                                .parse()
+                                .unwrap();
+                            slot.set((v + d).to_string(), Expiry::Keep);
+                        });
+                    }
+                });
+                moves += 1;
+            }
+            moves
+        })
+    };
+    let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    let mut checks = 0;
+    while checks < 2000 {
+        assert_eq!(s.transaction(Some(&refs), || total(&s)), 600);
+        checks += 1;
+    }
+    stop.store(true, Relaxed);
+    let moves = writer.join().unwrap();
+    assert!(moves > 0);
+    assert_eq!(total(&s), 600);
+    // Everything the transactions did is accounted and published.
+    assert_eq!(s.used_memory(), s.recount_memory());
+}
+
+#[test]
+fn transaction_over_all_shards_and_nesting() {
+    let s = store(8);
+    for i in 0..100 {
+        s.set(0, format!("k{i}"), b"v", Expiry::Persist);
+    }
+    let (n, nested) = s.transaction(None, || {
+        s.flush_db(0, false);
+        s.set(0, b"after", b"v", Expiry::Persist);
+        (
+            s.dbsize(0),
+            s.transaction(Some(&[b"x"]), || s.get(0, b"after")),
+        )
+    });
+    assert_eq!(n, 1);
+    assert_eq!(nested.as_deref(), Some(&b"v"[..]));
+    // The locks are free again.
+    s.set(0, b"k", b"v", Expiry::Persist);
+    assert_eq!(s.dbsize(0), 2);
+}
+
+#[test]
+fn watch_flags_follow_every_kind_of_change() {
+    let (s, clock) = clocked(4, 1_000);
+    let f = Arc::new(WatchFlag::default());
+    let watch = |k: &[u8]| {
+        f.clear();
+        s.watch(0, k, &f);
+    };
+    // Reads and other keys do not touch it.
+    s.set(0, b"a", b"1", Expiry::Persist);
+    watch(b"a");
+    s.get(0, b"a");
+    s.set(0, b"other", b"1", Expiry::Persist);
+    s.set(1, b"a", b"1", Expiry::Persist);
+    assert!(!f.is_dirty());
+    // A write does, and so does creating a watched missing key.
+    s.set(0, b"a", b"2", Expiry::Persist);
+    assert!(f.is_dirty());
+    watch(b"missing");
+    s.write(0, b"missing", |slot| slot.set(b"x", Expiry::Persist));
+    assert!(f.is_dirty());
+    // Delete, expire (set and reached), flush.
+    watch(b"a");
+    s.delete(0, b"a");
+    assert!(f.is_dirty());
+    s.set(0, b"t", b"1", Expiry::At(2_000));
+    watch(b"t");
+    assert!(!s.is_expired(0, b"t"));
+    clock.set(3_000);
+    assert!(s.is_expired(0, b"t"));
+    s.expire_cycle(100);
+    assert!(f.is_dirty());
+    s.set(0, b"f", b"1", Expiry::Persist);
+    watch(b"f");
+    s.flush_all(false);
+    assert!(f.is_dirty());
+    // Unwatched: nothing more, and the shard forgets its watchers.
+    s.set(0, b"g", b"1", Expiry::Persist);
+    watch(b"g");
+    s.unwatch(0, b"g", &f);
+    s.unwatch(0, b"missing", &f);
+    s.unwatch(0, b"a", &f);
+    s.unwatch(0, b"t", &f);
+    s.unwatch(0, b"f", &f);
+    s.set(0, b"g", b"2", Expiry::Persist);
+    assert!(!f.is_dirty());
+    assert!(s.shards.iter().all(|sh| sh.lock.read().watches.is_none()));
+}
+
+#[test]
+fn swap_db_moves_keys_ttls_and_touches_watchers() {
+    let (s, clock) = clocked(4, 1_000);
+    for i in 0..50 {
+        s.set(0, format!("a{i}"), b"v", Expiry::At(2_000));
+        s.set(1, format!("b{i}"), b"v", Expiry::Persist);
+    }
+    let f = Arc::new(WatchFlag::default());
+    s.watch(0, b"b3", &f);
+    s.swap_db(0, 1);
+    assert!(f.is_dirty(), "b3 exists in db 1, swapped into db 0");
+    assert_eq!((s.dbsize(0), s.dbsize(1)), (50, 50));
+    assert!(s.get(0, b"b7").is_some() && s.get(1, b"a7").is_some());
+    assert_eq!(s.db_stats(1).expires, 50);
+    // The expiry index follows the swap: db 1 now expires.
+    clock.set(3_000);
+    assert_eq!(s.expire_cycle(1_000), 50);
+    assert_eq!((s.dbsize(0), s.dbsize(1)), (50, 0));
+    assert_eq!(s.used_memory(), s.recount_memory());
+}
