@@ -11,7 +11,9 @@ use std::net::TcpStream;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shardcache_tests::{read_replies, reply_len, require, resp, RedisServer, Server};
+use shardcache_tests::{
+    compare_script, read_replies, reply_len, require, resp, RedisServer, Server,
+};
 
 /// One word of a script line as bytes (see the module comment).
 fn unescape(w: &str) -> Vec<u8> {
@@ -804,6 +806,116 @@ fn keyspace_hits_and_misses_match_redis() {
     for name in ["keyspace_hits", "keyspace_misses"] {
         assert_eq!(field(&a, name), field(&b, name), "{name}");
     }
+}
+
+/// Inside `MULTI`/`EXEC` (queued, run atomically, `BITOP` across shards), under `WATCH` (a
+/// write that changes a watched key aborts the watcher's `EXEC`; one that changes nothing does
+/// not), `OBJECT ENCODING` after a change, and `COMMAND GETKEYS`.
+#[test]
+fn transactions_watch_and_keys_match_redis() {
+    require!("redis-server");
+    compare_script(
+        "bits/multi/watch",
+        r"
+        SET a foobar
+        SET b abcdef
+        MULTI
+        SETBIT x 7 1
+        GETBIT x 7
+        BITFIELD x INCRBY u8 0 10 GET u8 0
+        BITOP XOR d a b x
+        BITCOUNT d
+        BITPOS d 1
+        BITFIELD_RO d GET i8 0
+        LCS a b IDX WITHMATCHLEN
+        SETBIT x -1 1
+        EXEC
+        MULTI
+        BITOP NOT d
+        BITFIELD x GET u64 0
+        EXEC
+        MULTI
+        BITFIELD x GET i65 0
+        SETBIT x
+        EXEC
+        WATCH a
+        B:SETBIT a 0 1
+        MULTI
+        PING
+        EXEC
+        WATCH a
+        B:SETBIT a 1 0
+        MULTI
+        PING
+        EXEC
+        WATCH a
+        B:GETBIT a 1
+        B:BITCOUNT a
+        B:BITPOS a 0
+        B:BITFIELD a GET u8 0
+        B:BITFIELD_RO a GET u8 0
+        B:LCS a b
+        MULTI
+        PING
+        EXEC
+        WATCH a
+        B:BITFIELD a SET u8 0 1
+        MULTI
+        PING
+        EXEC
+        WATCH a
+        B:BITFIELD a SET u8 0 1
+        MULTI
+        PING
+        EXEC
+        WATCH a
+        B:BITFIELD a INCRBY u8 0 1
+        MULTI
+        PING
+        EXEC
+        WATCH d
+        B:BITOP AND d a b
+        MULTI
+        PING
+        EXEC
+        WATCH nokey
+        B:BITOP OR nokey nokey2
+        MULTI
+        PING
+        EXEC
+        WATCH b
+        B:BITOP OR d b
+        MULTI
+        PING
+        EXEC
+        WATCH n
+        B:SETBIT n 0 0
+        MULTI
+        PING
+        EXEC
+        SET i 12345
+        SETBIT i 2 0
+        OBJECT ENCODING i
+        SET i 12345
+        BITFIELD i INCRBY u8 0 1
+        OBJECT ENCODING i
+        SET s abc
+        BITOP OR d2 s
+        OBJECT ENCODING d2
+        SETBIT new 3 1
+        OBJECT ENCODING new
+        BITFIELD new2 SET u8 0 49
+        OBJECT ENCODING new2
+        COMMAND GETKEYS SETBIT k 1 1
+        COMMAND GETKEYS GETBIT k 1
+        COMMAND GETKEYS BITCOUNT k
+        COMMAND GETKEYS BITPOS k 1
+        COMMAND GETKEYS BITOP AND dest k1 k2 k3
+        COMMAND GETKEYS BITFIELD k GET u8 0
+        COMMAND GETKEYS BITFIELD_RO k GET u8 0
+        COMMAND GETKEYS LCS k1 k2 IDX
+        ",
+    );
 }
 
 /// `COMMAND INFO`'s name, arity, flags and key positions, as Redis 7.0 reports them.
