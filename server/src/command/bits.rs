@@ -5,7 +5,8 @@
 //! key reads as an empty string; reading past the end of a string reads zeros. Writes keep the
 //! key's TTL (`SETBIT`, `BITFIELD`), except `BITOP`, whose destination is overwritten and loses
 //! it, as in Redis. Offsets are checked against `proto-max-bulk-len` before anything is
-//! allocated.
+//! allocated. A `SETBIT` or `BITFIELD` that changes no byte and does not grow the string
+//! stores nothing (so, as in Redis 7.0, it does not touch `WATCH`ers).
 //!
 //! The order of checks follows Redis 7.0 exactly where it shows in replies: `BITCOUNT` of a
 //! missing key answers 0 before its arguments are parsed, `BITPOS` checks the bit argument,
