@@ -7,6 +7,7 @@
 //! The table also feeds `COMMAND`, `COMMAND COUNT` and `COMMAND DOCS`.
 
 mod admin;
+mod bits;
 mod connection;
 mod generic;
 mod keys;
@@ -203,6 +204,61 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "Authenticate to the server",
         connection::auth
+    ),
+    cmd!(
+        "bitcount",
+        -2,
+        ["readonly"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Count set bits in a string",
+        bits::bitcount
+    ),
+    cmd!(
+        "bitfield",
+        -2,
+        ["write", "denyoom"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Perform arbitrary bitfield integer operations on strings",
+        bits::bitfield
+    ),
+    cmd!(
+        "bitfield_ro",
+        -2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD",
+        bits::bitfield_ro
+    ),
+    cmd!(
+        "bitop",
+        -4,
+        ["write", "denyoom"],
+        2,
+        -1,
+        1,
+        "bitmap",
+        "Perform bitwise operations between strings",
+        bits::bitop
+    ),
+    cmd!(
+        "bitpos",
+        -3,
+        ["readonly"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Find first bit set or clear in a string",
+        bits::bitpos
     ),
     cmd!(
         "client",
@@ -414,6 +470,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         strings::get
     ),
     cmd!(
+        "getbit",
+        3,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Returns the bit value at offset in the string value stored at key",
+        bits::getbit
+    ),
+    cmd!(
         "getdel",
         2,
         ["write", "fast"],
@@ -533,6 +600,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Find all keys matching the given pattern",
         keys::keys
+    ),
+    cmd!(
+        "lcs",
+        -3,
+        ["readonly"],
+        1,
+        2,
+        1,
+        "string",
+        "Find longest common substring",
+        bits::lcs_command
     ),
     cmd!(
         "memory",
@@ -793,6 +871,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Set the string value of a key",
         strings::set
+    ),
+    cmd!(
+        "setbit",
+        4,
+        ["write", "denyoom"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Sets or clears the bit at offset in the string value stored at key",
+        bits::setbit
     ),
     cmd!(
         "setex",

@@ -19,8 +19,6 @@ pub enum Reason {
     Cluster,
     /// Lists, hashes, sets, sorted sets, streams, HyperLogLog, geo.
     NonStringType,
-    /// Bit operations on strings.
-    Bits,
 }
 
 impl Reason {
@@ -33,7 +31,6 @@ impl Reason {
             Reason::PubSub => "shardcache has no pub/sub",
             Reason::Cluster => "shardcache has no cluster mode (use a proxy such as twemproxy)",
             Reason::NonStringType => "shardcache is a string-only cache",
-            Reason::Bits => "shardcache does not implement bit operations",
         }
     }
 }
@@ -45,11 +42,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("asking", Cluster),
     ("bgrewriteaof", Persistence),
     ("bgsave", Persistence),
-    ("bitcount", Bits),
-    ("bitfield", Bits),
-    ("bitfield_ro", Bits),
-    ("bitop", Bits),
-    ("bitpos", Bits),
     ("blmove", NonStringType),
     ("blmpop", NonStringType),
     ("blpop", NonStringType),
@@ -74,7 +66,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("georadiusbymember", NonStringType),
     ("geosearch", NonStringType),
     ("geosearchstore", NonStringType),
-    ("getbit", Bits),
     ("hdel", NonStringType),
     ("hexists", NonStringType),
     ("hget", NonStringType),
@@ -126,7 +117,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("scard", NonStringType),
     ("sdiff", NonStringType),
     ("sdiffstore", NonStringType),
-    ("setbit", Bits),
     ("sinter", NonStringType),
     ("sintercard", NonStringType),
     ("sinterstore", NonStringType),
