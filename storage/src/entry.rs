@@ -373,6 +373,13 @@ impl EntryBox {
         self.flags() & F_EXTERNAL != 0
     }
 
+    /// Marks the value `raw` (`OBJECT ENCODING`), as Redis does to a string a bit command
+    /// writes to even when no bit changes.
+    pub(crate) fn set_raw(&mut self) {
+        // SAFETY: the flags byte is in bounds; `&mut self` excludes readers.
+        unsafe { *self.0.as_ptr().add(4) |= F_RAW }
+    }
+
     /// Redis's encoding name for this string: `int` for a canonical 64-bit integer of at
     /// most 20 characters, `embstr` up to 44 bytes, else `raw` (and always `raw` for a
     /// value built by `APPEND`, `SETRANGE` or a bit operation, as Redis keeps those).

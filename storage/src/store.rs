@@ -1198,6 +1198,23 @@ impl Slot<'_> {
         self.discard(old);
     }
 
+    /// Like [`Slot::set_vec`], without telling `WATCH`ers: for a write Redis does not count
+    /// as a modification (a `BITFIELD` that only pads or creates the key because every write
+    /// failed its overflow check).
+    pub fn set_vec_quietly(&mut self, value: Vec<u8>, expiry: Expiry) {
+        let watchers = self.sm.data.watches.take();
+        self.set_vec(value, expiry);
+        self.sm.data.watches = watchers;
+    }
+
+    /// Marks the existing value `raw` for `OBJECT ENCODING` without changing it (Redis does
+    /// so to a string a bit command writes to, even when no bit changes).
+    pub fn make_raw(&mut self) {
+        if let Some(e) = self.sm.data.tables[self.db].find_mut(self.hash, self.key) {
+            e.set_raw();
+        }
+    }
+
     /// Sets (`Some(unix ms)`) or removes (`None`) the TTL. A time not after now deletes the
     /// key (and returns true). Returns false if the key does not exist.
     pub fn set_expiry(&mut self, at_ms: Option<u64>) -> bool {

@@ -1142,3 +1142,45 @@ fn random_bit_operations_match_redis() {
         .collect();
     assert_same(ours.port(), redis.port(), "random", &commands);
 }
+
+#[test]
+fn unchanged_writes_encode_raw_and_signal_like_redis() {
+    require!("redis-server");
+    shardcache_tests::compare_script(
+        "bit writes that change nothing",
+        "
+        SET n 123
+        SETBIT n 0 0
+        OBJECT ENCODING n
+        SET m 5
+        BITFIELD m SET u8 0 53
+        OBJECT ENCODING m
+        SET k 5
+        BITFIELD k OVERFLOW FAIL SET u2 0 7
+        OBJECT ENCODING k
+        SET w 1
+        WATCH w
+        B: SETBIT w 0 0
+        MULTI
+        GET w
+        EXEC
+        WATCH f
+        B: BITFIELD f OVERFLOW FAIL SET u2 100 7
+        MULTI
+        STRLEN f
+        EXEC
+        SET g ab
+        WATCH g
+        B: BITFIELD g OVERFLOW FAIL SET u2 0 7
+        MULTI
+        GET g
+        EXEC
+        SET h ab
+        WATCH h
+        B: BITFIELD h SET u8 0 97
+        MULTI
+        GET h
+        EXEC
+        ",
+    );
+}

@@ -84,6 +84,8 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let cur = slot.get();
         let old = cur.map_or(0, |v| bit_at(v, offset));
         if cur.is_some_and(|v| byte < v.len()) && old == on {
+            // Nothing changes (and Redis 7.0 signals nothing), but the string becomes `raw`.
+            slot.make_raw();
             return old;
         }
         let cur = cur.unwrap_or_default();
@@ -664,8 +666,11 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro_command: bool) -> CmdR
         store.write(db, &args[1], |slot| {
             let cur = slot.get();
             // Like Redis, the key is created, or padded to the farthest bit written, even if
-            // every write then fails its overflow check.
-            let mut changed = !matches!(cur, Some(c) if c.len() >= need);
+            // every write then fails its overflow check; as Redis 7.0, only a write that
+            // changes bits counts as a modification (for `WATCH`).
+            let padded = !matches!(cur, Some(c) if c.len() >= need);
+            let mut bits_changed = false;
+            let mut succeeded = false;
             let cur = cur.unwrap_or_default();
             let mut v = Vec::with_capacity(cur.len().max(need));
             v.extend_from_slice(cur);
@@ -679,13 +684,19 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro_command: bool) -> CmdR
                         Some(apply_get(&v, f))
                     } else {
                         let (r, c) = apply_write(&mut v, f);
-                        changed |= c;
+                        bits_changed |= c;
+                        succeeded |= r.is_some();
                         r
                     }
                 })
                 .collect();
-            if changed {
+            if bits_changed || (padded && succeeded) {
                 slot.set_vec(v, Expiry::Keep);
+            } else if padded {
+                slot.set_vec_quietly(v, Expiry::Keep);
+            } else {
+                // No bit changed: Redis 7.0 signals no modification, but the string is `raw`.
+                slot.make_raw();
             }
             replies
         })
