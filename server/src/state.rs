@@ -47,6 +47,10 @@ pub struct Shared {
     pub started: Instant,
     /// The port actually bound (differs from `config.port` when that was 0).
     pub port: u16,
+    /// The metrics endpoint's port actually bound, once it is (`INFO server`).
+    pub metrics_port: std::sync::OnceLock<u16>,
+    /// `SHUTDOWN` asks the accept loop to stop, as SIGTERM does.
+    pub shutdown_request: tokio::sync::Notify,
     /// Set once when the server begins to shut down; each connection reads it once per batch.
     pub shutting_down: AtomicBool,
     /// Worker threads serving clients (`--threads`).
@@ -213,6 +217,8 @@ impl Shared {
             limits,
             started: Instant::now(),
             port,
+            metrics_port: std::sync::OnceLock::new(),
+            shutdown_request: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
             threads: config.threads.max(1),
             stats: Stats::new(config.threads),

@@ -917,6 +917,25 @@ pub static COMMANDS: &[CommandSpec] = &[
         strings::setrange
     ),
     cmd!(
+        "shutdown",
+        -1,
+        [
+            "admin",
+            "noscript",
+            "loading",
+            "stale",
+            "no_multi",
+            "sentinel",
+            "allow_busy"
+        ],
+        0,
+        0,
+        0,
+        "server",
+        "Synchronously save the dataset to disk and then shut down the server",
+        server::shutdown
+    ),
+    cmd!(
         "strlen",
         2,
         ["readonly", "fast"],

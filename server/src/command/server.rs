@@ -350,3 +350,44 @@ fn config_get(ctx: &mut Ctx<'_>, patterns: &[Bytes]) -> CmdResult {
     }
     Ok(())
 }
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: the same graceful stop as SIGTERM
+/// (connections finish and flush their batch, then the process exits 0). The client that
+/// asked gets no reply: its connection closes, as with Redis. shardcache keeps nothing on
+/// disk, so `SAVE` is refused with a clear error; there is never a shutdown to `ABORT`.
+pub fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (mut nosave, mut save, mut other, mut abort) = (false, false, false, false);
+    for a in &args[1..] {
+        if eq_ic(a, "nosave") {
+            nosave = true;
+        } else if eq_ic(a, "save") {
+            save = true;
+        } else if eq_ic(a, "now") || eq_ic(a, "force") {
+            other = true;
+        } else if eq_ic(a, "abort") {
+            abort = true;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    if (abort && (nosave || save || other)) || (nosave && save) {
+        return Err(CmdError::SYNTAX);
+    }
+    if abort {
+        return Err(CmdError::msg("ERR No shutdown in progress."));
+    }
+    if save {
+        return Err(CmdError::msg(
+            "ERR shardcache has no persistence, so SHUTDOWN SAVE has nothing to save (use \
+             SHUTDOWN or SHUTDOWN NOSAVE)",
+        ));
+    }
+    tracing::warn!(
+        client = ctx.client.id,
+        peer = %ctx.client.peer,
+        "SHUTDOWN: stopping as on SIGTERM"
+    );
+    ctx.shared.shutdown_request.notify_one();
+    ctx.flow = super::Flow::Close;
+    Ok(())
+}

@@ -149,6 +149,12 @@ pub fn intercept(
             stats.call(d.index, failed);
             Some(flow)
         }
+        _ if COMMANDS[d.index].flags.contains(&"no_multi") => {
+            stats.rejected(d.index);
+            reply::error(out, b"ERR Command not allowed inside a transaction");
+            flag(client);
+            Some(Flow::Continue)
+        }
         _ => {
             // Redis refuses to queue anything while over maxmemory (not only `denyoom`
             // commands): queuing itself takes memory.
