@@ -589,10 +589,8 @@ mod tests {
             Some("127.0.0.1:9999".parse().unwrap())
         );
         assert_eq!(at(&["--metrics-addr", ""]), None);
-        let e = parse(&["--port", "64000"])
-            .unwrap()
-            .metrics_socket_addr()
-            .unwrap_err();
+        // Refused at start, in one line naming the option.
+        let e = parse(&["--port", "64000"]).unwrap_err();
         assert!(e.to_string().contains("set --metrics-addr"), "{e}");
     }
 
