@@ -84,6 +84,8 @@ pub struct ClientState {
     pub multi: Option<Box<command::transaction::MultiState>>,
     /// Watched keys (`WATCH`), unwatched when this is dropped.
     pub watching: Option<Box<command::transaction::WatchState>>,
+    /// `CLIENT NO-TOUCH on`: this client's reads leave keys' LRU/LFU alone.
+    pub no_touch: bool,
 }
 
 impl Clone for ClientState {
@@ -99,6 +101,7 @@ impl Clone for ClientState {
             authenticated: self.authenticated,
             multi: None,
             watching: None,
+            no_touch: self.no_touch,
         }
     }
 }
@@ -116,6 +119,7 @@ impl ClientState {
             authenticated: !shared.auth.required(),
             multi: None,
             watching: None,
+            no_touch: false,
         }
     }
 }
@@ -196,6 +200,10 @@ impl Connection {
                 db: 0,
                 created: Instant::now(),
                 resp: 2,
+                no_evict: false,
+                no_touch: false,
+                lib_name: None,
+                lib_ver: None,
             },
             Some(self.stream.as_raw_fd()),
         );
@@ -288,6 +296,15 @@ impl Connection {
                 Ok(Some(request)) => {
                     let before = output.len();
                     let args = request.args();
+                    if shared.pause.is_active() {
+                        // `CLIENT PAUSE`: the command waits (replies stay in order).
+                        if let Some(write) = command::pause_class(shared, args) {
+                            run.end(stats, &mut self.timed);
+                            while let Some(d) = shared.pause.wait_for(write) {
+                                tokio::time::sleep(d.min(Duration::from_millis(20))).await;
+                            }
+                        }
+                    }
                     let intercepted = if self.state.multi.is_some() {
                         run.end(stats, &mut self.timed);
                         command::transaction::intercept(

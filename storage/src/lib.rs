@@ -59,6 +59,6 @@ pub use policy::{EvictionPolicy, UnknownPolicy};
 pub use reclaimer::{Reclaimer, RECLAIM_BUDGET_PER_SHARD};
 pub use shard::WatchFlag;
 pub use store::{
-    DbStats, MultiRead, MultiSlots, ShardStats, Slot, Store, StoreConfig, StoreStats,
+    DbStats, MultiRead, MultiSlots, NoTouch, ShardStats, Slot, Store, StoreConfig, StoreStats,
     MAX_DATABASES, MAX_SHARDS, MAX_TABLES,
 };

@@ -17,6 +17,7 @@ use crate::table::{segment_of, Table, SEGMENTS};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rand::Rng;
+use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -213,6 +214,9 @@ impl Store {
 
     #[inline]
     fn touch(&self, e: &EntryBox) {
+        if NO_TOUCH.with(Cell::get) {
+            return;
+        }
         touch(e.access(), self.g.policy().is_lfu(), self.g.coarse_now());
     }
 
@@ -1331,6 +1335,28 @@ impl MultiRead<'_> {
     /// Whether no keys were given.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+thread_local! {
+    /// Set while a `CLIENT NO-TOUCH` client's command runs on this thread.
+    static NO_TOUCH: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, lookups on this thread leave keys' LRU/LFU words alone (`CLIENT NO-TOUCH`).
+#[derive(Debug)]
+pub struct NoTouch(bool);
+
+impl NoTouch {
+    /// Starts a no-touch section on this thread.
+    pub fn enter() -> NoTouch {
+        NoTouch(NO_TOUCH.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for NoTouch {
+    fn drop(&mut self) {
+        NO_TOUCH.with(|c| c.set(self.0));
     }
 }
 

@@ -184,3 +184,150 @@ fn port_0_gives_an_ephemeral_metrics_port_and_an_explicit_taken_one_fails() {
         .expect("must fail");
     assert!(err.contains(&addr), "{err}");
 }
+
+/// `CLIENT NO-TOUCH` and `CLIENT SETINFO` are Redis 7.2's (7.0 answers "unknown
+/// subcommand"), so they are tested on their own below.
+#[test]
+fn client_kill_pause_and_flags_match_redis_texts() {
+    require!("redis-server");
+    shardcache_tests::compare_script(
+        "client kill/pause/no-evict/no-touch",
+        "
+        CLIENT KILL 1.2.3.4:5
+        CLIENT KILL
+        CLIENT KILL ID
+        CLIENT KILL ID 0
+        CLIENT KILL ID -3
+        CLIENT KILL ID x
+        CLIENT KILL ID 999999
+        CLIENT KILL ADDR 1.2.3.4:5
+        CLIENT KILL LADDR 1.2.3.4:5
+        CLIENT KILL TYPE bogus
+        CLIENT KILL TYPE pubsub
+        CLIENT KILL USER nobody
+        CLIENT KILL SKIPME maybe
+        CLIENT KILL FOO bar
+        CLIENT PAUSE
+        CLIENT PAUSE x
+        CLIENT PAUSE -1
+        CLIENT PAUSE 10 BOGUS
+        CLIENT PAUSE 10 WRITE
+        CLIENT UNPAUSE
+        CLIENT UNPAUSE x
+        CLIENT NO-EVICT on
+        CLIENT NO-EVICT off
+        CLIENT NO-EVICT maybe
+        ",
+    );
+}
+
+#[test]
+fn client_kill_by_id_and_address_closes_those_connections() {
+    let server = Server::start(&[]);
+    let mut me = server.connect();
+    let mut victim = server.connect();
+    let mut other = server.connect();
+    let vid = cmd(&mut victim, &["CLIENT", "ID"]);
+    let vid = vid.trim_start_matches(':').trim().to_string();
+    assert_eq!(cmd(&mut me, &["CLIENT", "KILL", "ID", &vid]), ":1\r\n");
+    let mut rest = Vec::new();
+    victim
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        victim.read_to_end(&mut rest).unwrap_or(0),
+        0,
+        "killed: closed"
+    );
+    // The old form, by the peer address as CLIENT LIST shows it.
+    let addr = other.local_addr().unwrap().to_string();
+    assert_eq!(cmd(&mut me, &["CLIENT", "KILL", &addr]), "+OK\r\n");
+    let mut rest = Vec::new();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(other.read_to_end(&mut rest).unwrap_or(0), 0);
+    // SKIPME yes (the default) spares the caller; the caller is still served.
+    let my_addr = me.local_addr().unwrap().to_string();
+    assert_eq!(
+        cmd(&mut me, &["CLIENT", "KILL", "ADDR", &my_addr]),
+        ":0\r\n"
+    );
+    assert_eq!(cmd(&mut me, &["PING"]), "+PONG\r\n");
+    assert_eq!(
+        cmd(
+            &mut me,
+            &["CLIENT", "KILL", "ADDR", &my_addr, "SKIPME", "no"]
+        ),
+        ":1\r\n"
+    );
+    let mut rest = Vec::new();
+    let _ = me.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn client_pause_write_holds_writes_until_unpause() {
+    let server = Server::start(&[]);
+    let mut admin = server.connect();
+    let mut writer = server.connect();
+    assert_eq!(
+        cmd(&mut admin, &["CLIENT", "PAUSE", "60000", "WRITE"]),
+        "+OK\r\n"
+    );
+    // Reads go on.
+    assert_eq!(cmd(&mut writer, &["GET", "k"]), "$-1\r\n");
+    writer.write_all(&resp(&[b"SET", b"k", b"v"])).unwrap();
+    writer
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert!(writer.read(&mut buf).is_err(), "the SET waits while paused");
+    assert_eq!(cmd(&mut admin, &["CLIENT", "UNPAUSE"]), "+OK\r\n");
+    writer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(read_replies(&mut writer, 1).remove(0), b"+OK\r\n");
+    assert_eq!(cmd(&mut admin, &["GET", "k"]), "$1\r\nv\r\n");
+}
+
+#[test]
+fn no_touch_setinfo_and_flags_show_in_client_list() {
+    let server = Server::start(&["--maxmemory-policy", "allkeys-lfu"]);
+    let mut c = server.connect();
+    cmd(&mut c, &["SET", "k", "v"]);
+    let freq = |c: &mut TcpStream| cmd(c, &["OBJECT", "FREQ", "k"]);
+    let start = freq(&mut c);
+    assert_eq!(cmd(&mut c, &["CLIENT", "NO-TOUCH", "on"]), "+OK\r\n");
+    for _ in 0..3 {
+        cmd(&mut c, &["GET", "k"]);
+    }
+    assert_eq!(
+        freq(&mut c),
+        start,
+        "no-touch reads leave the LFU counter alone"
+    );
+    cmd(&mut c, &["TOUCH", "k"]);
+    assert_ne!(freq(&mut c), start, "TOUCH still touches");
+    assert_eq!(cmd(&mut c, &["CLIENT", "NO-EVICT", "on"]), "+OK\r\n");
+    assert_eq!(
+        cmd(&mut c, &["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, &["CLIENT", "SETINFO", "lib-ver", "5.0.1"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, &["CLIENT", "SETINFO", "bogus", "x"]),
+        "-ERR Unrecognized option 'bogus'\r\n"
+    );
+    assert!(
+        cmd(&mut c, &["CLIENT", "SETINFO", "lib-name", "a b"]).starts_with("-ERR lib-name cannot")
+    );
+    let info = cmd(&mut c, &["CLIENT", "INFO"]);
+    assert!(info.contains(" flags=eT "), "{info}");
+    assert!(info.contains(" lib-name=redis-py lib-ver=5.0.1"), "{info}");
+    let list = cmd(&mut c, &["CLIENT", "LIST"]);
+    assert!(list.contains("lib-name=redis-py"), "{list}");
+}

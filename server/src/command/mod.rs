@@ -1188,6 +1188,14 @@ pub(crate) fn key_args(index: usize, args: &[Bytes]) -> Option<impl Iterator<Ite
     )
 }
 
+/// For `CLIENT PAUSE`: `None` if the request is never paused (`CLIENT`, so that `UNPAUSE`
+/// gets through), else whether it is a write.
+pub fn pause_class(shared: &Shared, args: &[Bytes]) -> Option<bool> {
+    let found = shared.commands.get(args.first()?)?;
+    let spec = &COMMANDS[found.index];
+    (spec.name != "client").then(|| spec.flags.contains(&"write"))
+}
+
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
     lookup_entry(name).map(|e| (e.index, &COMMANDS[e.index]))
@@ -1306,6 +1314,9 @@ pub fn run(
         out,
         flow: Flow::Continue,
     };
+    // `CLIENT NO-TOUCH on`: reads leave LRU/LFU alone, except `TOUCH` itself.
+    let _no_touch = (ctx.client.no_touch && COMMANDS[index].name != "touch")
+        .then(shardcache_storage::NoTouch::enter);
     let result = (COMMANDS[index].handler)(&mut ctx, args);
     let flow = ctx.flow;
     match result {
