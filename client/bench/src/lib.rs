@@ -6,9 +6,11 @@
 //! The binary (`src/bin/shardcache-bench.rs`) only parses arguments and calls
 //! [`main_with`].
 
+pub mod format;
 pub mod load;
 pub mod output;
 pub mod plot;
+pub mod rows;
 pub mod runner;
 pub mod stats;
 pub mod sweep;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::output::OutputFormat;
+use super::format::OutputFormat;
 use super::stats::{new_histogram, round2, LatencySummary};
 use super::workload::RequestEncoder;
 use shardcache_client::{Client, ClientConfig, Frame};

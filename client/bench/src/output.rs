@@ -5,16 +5,7 @@ use std::fmt::Write;
 use super::runner::Report;
 use super::stats::LatencySummary;
 
-/// How `run` prints its result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// Human-readable table.
-    Text,
-    /// One JSON object (see [`Report`]).
-    Json,
-    /// A header line and one row.
-    Csv,
-}
+pub use super::format::OutputFormat;
 
 /// The report in the requested format, newline-terminated.
 pub fn render(report: &Report, format: OutputFormat) -> String {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::sweep::SweepRow;
+use super::rows::SweepRow;
 
 /// Writes `throughput.svg` (ops/s), `p99.svg` (p99 latency, us) and, when the server
 /// reported lock stats, `contention.svg` (% of write-lock acquisitions that waited) into

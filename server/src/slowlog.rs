@@ -1,0 +1,202 @@
+//! `SLOWLOG`: the most recent commands that took longer than `slowlog-log-slower-than`
+//! microseconds, at most `slowlog-max-len` of them, formatted as Redis formats them.
+//!
+//! Adding an entry takes a mutex, but only for a command that was slow (by definition rare);
+//! the fast path is one comparison of the command's time against an atomic threshold.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use shardcache_protocol::reply;
+
+/// Redis's `SLOWLOG_ENTRY_MAX_ARGC`: arguments kept per entry (the last says how many more).
+const MAX_ARGC: usize = 32;
+/// Redis's `SLOWLOG_ENTRY_MAX_STRING`: bytes kept per argument.
+const MAX_STRING: usize = 128;
+
+/// One logged command.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Increasing id.
+    pub id: u64,
+    /// Unix time in seconds when it was logged.
+    pub time: u64,
+    /// How long it ran, in microseconds.
+    pub micros: u64,
+    /// Its arguments, truncated as Redis truncates them.
+    pub args: Vec<Bytes>,
+    /// The client's address.
+    pub peer: String,
+    /// The client's name (empty if none).
+    pub name: String,
+}
+
+/// The slow log.
+#[derive(Debug)]
+pub struct SlowLog {
+    /// Microseconds; negative turns the log off, 0 logs every command.
+    slower_than: AtomicI64,
+    max_len: AtomicUsize,
+    next_id: AtomicU64,
+    entries: Mutex<VecDeque<Entry>>,
+}
+
+impl SlowLog {
+    /// A log with Redis's settings `slowlog-log-slower-than` and `slowlog-max-len`.
+    pub fn new(slower_than: i64, max_len: usize) -> SlowLog {
+        SlowLog {
+            slower_than: AtomicI64::new(slower_than),
+            max_len: AtomicUsize::new(max_len),
+            next_id: AtomicU64::new(0),
+            entries: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// `slowlog-log-slower-than`.
+    pub fn slower_than(&self) -> i64 {
+        self.slower_than.load(Relaxed)
+    }
+
+    /// `CONFIG SET slowlog-log-slower-than`.
+    pub fn set_slower_than(&self, v: i64) {
+        self.slower_than.store(v, Relaxed);
+    }
+
+    /// `slowlog-max-len`.
+    pub fn max_len(&self) -> usize {
+        self.max_len.load(Relaxed)
+    }
+
+    /// `CONFIG SET slowlog-max-len`: also trims the log.
+    pub fn set_max_len(&self, n: usize) {
+        self.max_len.store(n, Relaxed);
+        self.entries.lock().truncate(n);
+    }
+
+    /// Whether a command that ran `nanos` is to be logged (the fast path: no lock).
+    #[inline]
+    pub fn is_slow(&self, nanos: u64) -> bool {
+        let t = self.slower_than.load(Relaxed);
+        t >= 0 && nanos / 1000 >= t as u64
+    }
+
+    /// Logs a command (call when [`SlowLog::is_slow`]).
+    pub fn record(&self, nanos: u64, args: &[Bytes], peer: SocketAddr, name: Option<&str>) {
+        let max = self.max_len();
+        if max == 0 {
+            return;
+        }
+        let entry = Entry {
+            id: self.next_id.fetch_add(1, Relaxed),
+            time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            micros: nanos / 1000,
+            args: truncate_args(args),
+            peer: peer.to_string(),
+            name: name.unwrap_or_default().to_string(),
+        };
+        let mut e = self.entries.lock();
+        e.push_front(entry);
+        e.truncate(max);
+    }
+
+    /// `SLOWLOG LEN`.
+    pub fn len(&self) -> usize {
+        self.entries.lock().len()
+    }
+
+    /// Whether the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `SLOWLOG RESET`.
+    pub fn reset(&self) {
+        self.entries.lock().clear();
+    }
+
+    /// The newest `count` entries (all for `None`), newest first.
+    pub fn newest(&self, count: Option<usize>) -> Vec<Entry> {
+        let e = self.entries.lock();
+        e.iter().take(count.unwrap_or(usize::MAX)).cloned().collect()
+    }
+}
+
+/// Redis's `slowlogCreateEntry` truncation: at most 32 arguments, the 32nd replaced by
+/// "... (N more arguments)"; each at most 128 bytes, then "... (N more bytes)".
+fn truncate_args(args: &[Bytes]) -> Vec<Bytes> {
+    let argc = args.len().min(MAX_ARGC);
+    (0..argc)
+        .map(|j| {
+            if argc != args.len() && j == argc - 1 {
+                Bytes::from(format!("... ({} more arguments)", args.len() - argc + 1))
+            } else if args[j].len() > MAX_STRING {
+                let mut b = BytesMut::from(&args[j][..MAX_STRING]);
+                b.extend_from_slice(
+                    format!("... ({} more bytes)", args[j].len() - MAX_STRING).as_bytes(),
+                );
+                b.freeze()
+            } else {
+                Bytes::copy_from_slice(&args[j])
+            }
+        })
+        .collect()
+}
+
+/// Writes entries as `SLOWLOG GET` answers them: per entry an array of id, time, duration,
+/// the arguments, the client's address and name.
+pub fn write_entries(out: &mut BytesMut, entries: &[Entry]) {
+    reply::array_len(out, entries.len());
+    for e in entries {
+        reply::array_len(out, 6);
+        reply::integer(out, e.id as i64);
+        reply::integer(out, e.time as i64);
+        reply::integer(out, e.micros as i64);
+        reply::array_len(out, e.args.len());
+        for a in &e.args {
+            reply::bulk(out, a);
+        }
+        reply::bulk(out, e.peer.as_bytes());
+        reply::bulk(out, e.name.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_like_redis() {
+        let long = Bytes::from(vec![b'x'; 200]);
+        let t = truncate_args(&[Bytes::from_static(b"SET"), long]);
+        assert_eq!(t[1].len(), 128 + "... (72 more bytes)".len());
+        assert!(t[1].ends_with(b"... (72 more bytes)"));
+        let many: Vec<Bytes> = (0..40).map(|i| Bytes::from(i.to_string())).collect();
+        let t = truncate_args(&many);
+        assert_eq!(t.len(), 32);
+        assert_eq!(&t[31][..], b"... (9 more arguments)");
+    }
+
+    #[test]
+    fn keeps_the_newest_up_to_max_len() {
+        let log = SlowLog::new(0, 2);
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for i in 0..3u64 {
+            assert!(log.is_slow(i * 1000));
+            log.record(i * 1000, &[Bytes::from(i.to_string())], peer, None);
+        }
+        let e = log.newest(None);
+        assert_eq!((e.len(), e[0].id, e[1].id), (2, 2, 1));
+        log.set_slower_than(-1);
+        assert!(!log.is_slow(u64::MAX));
+        log.set_max_len(1);
+        assert_eq!(log.len(), 1);
+        log.reset();
+        assert!(log.is_empty());
+    }
+}
