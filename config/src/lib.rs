@@ -346,6 +346,25 @@ pub struct Config {
     /// or a client that stops reading its replies can hold a connection.
     #[arg(long, env = "SHARDCACHE_TIMEOUT", default_value_t = 0)]
     pub timeout: u64,
+
+    /// Log commands that take at least this many microseconds in `SLOWLOG` (0: every command;
+    /// negative: none), as Redis's `slowlog-log-slower-than`. Changeable with `CONFIG SET`.
+    #[arg(
+        long = "slowlog-log-slower-than",
+        env = "SHARDCACHE_SLOWLOG_LOG_SLOWER_THAN",
+        default_value_t = 10_000,
+        allow_negative_numbers = true
+    )]
+    pub slowlog_log_slower_than: i64,
+
+    /// Entries `SLOWLOG` keeps (the oldest go first), as Redis's `slowlog-max-len`.
+    /// Changeable with `CONFIG SET`.
+    #[arg(
+        long = "slowlog-max-len",
+        env = "SHARDCACHE_SLOWLOG_MAX_LEN",
+        default_value_t = 128
+    )]
+    pub slowlog_max_len: usize,
 }
 
 impl Config {

@@ -327,8 +327,15 @@ impl Connection {
                             }
                             Some(d) => {
                                 run.command(&mut self.timed, d.index);
+                                let t0 = shared.slowlog.enabled().then(latency::ticks);
                                 let (flow, failed) =
                                     command::run(shared, &mut self.state, d.index, args, output);
+                                if let Some(t0) = t0 {
+                                    let ns =
+                                        latency::ticks_to_ns(latency::ticks().saturating_sub(t0));
+                                    let st = &self.state;
+                                    shared.slowlog.note(ns, args, st.peer, st.name.as_deref());
+                                }
                                 stats.call(d.index, failed);
                                 drop(request);
                                 flow
@@ -393,11 +400,16 @@ impl Connection {
         let mut out = std::mem::take(output);
         let timing = shared.config.lock_stats;
         let job = tokio::task::spawn_blocking(move || {
-            let t0 = timing.then(Instant::now);
+            // Long commands are always timed (for SLOWLOG too); the clock is nothing next to
+            // their cost.
+            let t0 = Instant::now();
             let (flow, failed) =
                 command::run(&job_shared, &mut client, d.index, request.args(), &mut out);
-            let ns = t0.map(|t| t.elapsed().as_nanos() as u64);
-            (client, out, flow, failed, ns)
+            let ns = t0.elapsed().as_nanos() as u64;
+            job_shared
+                .slowlog
+                .note(ns, request.args(), client.peer, client.name.as_deref());
+            (client, out, flow, failed, timing.then_some(ns))
         });
         match job.await {
             Ok((client, out, flow, failed, ns)) => {

@@ -20,6 +20,7 @@ pub mod info;
 pub mod latency;
 pub mod metrics;
 pub mod server;
+pub mod slowlog;
 pub mod state;
 pub mod stats;
 

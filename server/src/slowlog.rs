@@ -105,6 +105,20 @@ impl SlowLog {
         e.truncate(max);
     }
 
+    /// Whether commands are to be timed for the log at all (threshold not negative).
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.slower_than.load(Relaxed) >= 0
+    }
+
+    /// Logs the command if `nanos` reaches the threshold (one comparison otherwise).
+    #[inline]
+    pub fn note(&self, nanos: u64, args: &[Bytes], peer: SocketAddr, name: Option<&str>) {
+        if self.is_slow(nanos) {
+            self.record(nanos, args, peer, name);
+        }
+    }
+
     /// `SLOWLOG LEN`.
     pub fn len(&self) -> usize {
         self.entries.lock().len()
@@ -123,7 +137,10 @@ impl SlowLog {
     /// The newest `count` entries (all for `None`), newest first.
     pub fn newest(&self, count: Option<usize>) -> Vec<Entry> {
         let e = self.entries.lock();
-        e.iter().take(count.unwrap_or(usize::MAX)).cloned().collect()
+        e.iter()
+            .take(count.unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Shared {
     pub shutdown_request: tokio::sync::Notify,
     /// `CLIENT PAUSE`: until when (unix ms) and for which commands.
     pub pause: Pause,
+    /// `SLOWLOG`.
+    pub slowlog: crate::slowlog::SlowLog,
     /// Set once when the server begins to shut down; each connection reads it once per batch.
     pub shutting_down: AtomicBool,
     /// Worker threads serving clients (`--threads`).
@@ -141,11 +143,6 @@ impl ClientRegistry {
         v
     }
 
-    /// Shutdown: shuts every registered socket for reading, so a connection waiting for a
-    /// request wakes at once (its read returns end-of-file) while its replies can still be
-    /// written. Connections then see [`Shared::shutting_down`] and close. Done under the
-    /// registry lock, which a connection takes to unregister before its socket closes, so no
-    /// descriptor here can have been closed and reused.
     /// `CLIENT KILL`: shuts down (both ways) the socket of every client `matches` accepts,
     /// except `skip`; each connection notices at its next read or write and closes. Returns
     /// how many were killed.
@@ -171,6 +168,11 @@ impl ClientRegistry {
         n
     }
 
+    /// Shutdown: shuts every registered socket for reading, so a connection waiting for a
+    /// request wakes at once (its read returns end-of-file) while its replies can still be
+    /// written. Connections then see [`Shared::shutting_down`] and close. Done under the
+    /// registry lock, which a connection takes to unregister before its socket closes, so no
+    /// descriptor here can have been closed and reused.
     pub fn wake_all(&self) {
         let map = self.map.lock();
         for fd in map.values().filter_map(|r| r.fd) {
@@ -255,6 +257,10 @@ impl Shared {
             metrics_port: std::sync::OnceLock::new(),
             shutdown_request: tokio::sync::Notify::new(),
             pause: Pause::default(),
+            slowlog: crate::slowlog::SlowLog::new(
+                config.slowlog_log_slower_than,
+                config.slowlog_max_len,
+            ),
             shutting_down: AtomicBool::new(false),
             threads: config.threads.max(1),
             stats: Stats::new(config.threads),

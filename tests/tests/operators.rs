@@ -331,3 +331,75 @@ fn no_touch_setinfo_and_flags_show_in_client_list() {
     let list = cmd(&mut c, &["CLIENT", "LIST"]);
     assert!(list.contains("lib-name=redis-py"), "{list}");
 }
+
+#[test]
+fn slowlog_texts_match_redis() {
+    require!("redis-server");
+    shardcache_tests::compare_script(
+        "slowlog",
+        "
+        CONFIG SET slowlog-log-slower-than -1
+        SLOWLOG RESET
+        SLOWLOG LEN
+        SLOWLOG GET
+        SLOWLOG GET -1
+        SLOWLOG GET -2
+        SLOWLOG GET x
+        SLOWLOG GET 1 2
+        SLOWLOG LEN x
+        SLOWLOG RESET x
+        SLOWLOG HELP
+        SLOWLOG NOPE
+        SLOWLOG
+        CONFIG GET slowlog-max-len
+        CONFIG SET slowlog-max-len x
+        CONFIG SET slowlog-max-len -1
+        CONFIG SET slowlog-log-slower-than abc
+        CONFIG SET slowlog-max-len 128
+        CONFIG SET slowlog-log-slower-than 10000
+        CONFIG GET slowlog-log-slower-than
+        ",
+    );
+}
+
+#[test]
+fn slowlog_records_commands_as_redis_formats_them() {
+    let server = Server::start(&["--slowlog-log-slower-than", "0"]);
+    let mut c = server.connect();
+    assert_eq!(cmd(&mut c, &["CLIENT", "SETNAME", "app"]), "+OK\r\n");
+    assert_eq!(cmd(&mut c, &["SLOWLOG", "RESET"]), "+OK\r\n");
+    cmd(&mut c, &["SET", "k", "v"]);
+    let me = c.local_addr().unwrap().to_string();
+    let r = cmd(&mut c, &["SLOWLOG", "GET", "1"]);
+    // [[id, time, micros, [SET, k, v], addr, name]]
+    let lines: Vec<&str> = r.split("\r\n").collect();
+    assert_eq!(lines[0], "*1", "{r}");
+    assert_eq!(lines[1], "*6", "{r}");
+    assert!(lines[2].starts_with(':') && lines[3].starts_with(':') && lines[4].starts_with(':'));
+    assert_eq!(
+        &lines[5..12],
+        ["*3", "$3", "SET", "$1", "k", "$1", "v"],
+        "{r}"
+    );
+    assert_eq!(lines[13], me, "{r}");
+    assert_eq!(lines[15], "app", "{r}");
+    // Truncation: 32 arguments at most, 128 bytes each.
+    let long = "x".repeat(200);
+    let mut args: Vec<&str> = vec!["MSET"];
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        args.push(k);
+        args.push(&long);
+    }
+    cmd(&mut c, &args);
+    let r = cmd(&mut c, &["SLOWLOG", "GET", "1"]);
+    assert!(r.contains("... (72 more bytes)"), "{r}");
+    assert!(r.contains("... (50 more arguments)"), "{r}");
+    // A negative threshold logs nothing; -1 lists everything.
+    cmd(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+    let n = cmd(&mut c, &["SLOWLOG", "LEN"]);
+    cmd(&mut c, &["GET", "k"]);
+    assert_eq!(cmd(&mut c, &["SLOWLOG", "LEN"]), n);
+    assert!(cmd(&mut c, &["SLOWLOG", "GET", "-1"])
+        .starts_with(&format!("*{}", n.trim_start_matches(':').trim())));
+}

@@ -140,7 +140,7 @@ const OBJECT_HELP: &[&str] = &[
 
 /// Answers `<cmd> HELP` with `lines` (checking that it has no argument) and returns true;
 /// returns false for any other subcommand.
-fn answered_help(
+pub(super) fn answered_help(
     ctx: &mut Ctx<'_>,
     args: &[Bytes],
     cmd: &str,
@@ -159,14 +159,14 @@ fn answered_help(
     Ok(true)
 }
 
-fn sub_arity(cmd: &str, sub: &[u8]) -> CmdError {
+pub(super) fn sub_arity(cmd: &str, sub: &[u8]) -> CmdError {
     CmdError::msg(format!(
         "ERR wrong number of arguments for '{cmd}|{}' command",
         String::from_utf8_lossy(sub).to_lowercase()
     ))
 }
 
-fn unknown_sub(cmd: &str, sub: &[u8]) -> CmdError {
+pub(super) fn unknown_sub(cmd: &str, sub: &[u8]) -> CmdError {
     CmdError::msg(format!(
         "ERR unknown subcommand '{}'. Try {} HELP.",
         String::from_utf8_lossy(sub),

@@ -936,6 +936,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         server::shutdown
     ),
     cmd!(
+        "slowlog",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "server",
+        "A container for slow log commands",
+        observe::slowlog
+    ),
+    cmd!(
         "strlen",
         2,
         ["readonly", "fast"],

@@ -43,3 +43,63 @@ pub fn hotkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     Ok(())
 }
+
+const SLOWLOG_HELP: &[&str] = &[
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// `SLOWLOG GET [count] | LEN | RESET | HELP`, with Redis 7.0's replies and texts.
+pub fn slowlog(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    use super::generic::{answered_help, sub_arity, unknown_sub};
+    if answered_help(ctx, args, "slowlog", SLOWLOG_HELP)? {
+        return Ok(());
+    }
+    let sub = &args[1];
+    let log = &ctx.shared.slowlog;
+    if eq_ic(sub, "get") {
+        if args.len() > 3 {
+            return Err(CmdError::msg(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+                String::from_utf8_lossy(sub)
+            )));
+        }
+        let count = match args.get(2) {
+            None => Some(10),
+            Some(a) => {
+                let n = super::parse_i64_strict(a).unwrap_or(i64::MIN);
+                if n < -1 {
+                    return Err(CmdError::msg(
+                        "ERR count should be greater than or equal to -1",
+                    ));
+                }
+                usize::try_from(n).ok()
+            }
+        };
+        crate::slowlog::write_entries(ctx.out, &log.newest(count));
+        Ok(())
+    } else if eq_ic(sub, "len") {
+        if args.len() != 2 {
+            return Err(sub_arity("slowlog", sub));
+        }
+        ctx.int(log.len() as i64)
+    } else if eq_ic(sub, "reset") {
+        if args.len() != 2 {
+            return Err(sub_arity("slowlog", sub));
+        }
+        log.reset();
+        ctx.ok()
+    } else {
+        Err(unknown_sub("slowlog", sub))
+    }
+}

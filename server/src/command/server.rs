@@ -183,6 +183,11 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("requirepass", ctx.shared.auth.config_value()),
         ("save", String::new()),
         ("shards", store.shard_count().to_string()),
+        (
+            "slowlog-log-slower-than",
+            ctx.shared.slowlog.slower_than().to_string(),
+        ),
+        ("slowlog-max-len", ctx.shared.slowlog.max_len().to_string()),
         ("timeout", c.timeout.to_string()),
     ]
 }
@@ -193,6 +198,8 @@ const SETTABLE: &[&str] = &[
     "maxmemory-policy",
     "maxmemory-samples",
     "requirepass",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
 ];
 
 /// Redis's `CONFIG SET` failure text for one parameter.
@@ -208,12 +215,28 @@ enum Change {
     Policy(shardcache_storage::EvictionPolicy),
     Samples(usize),
     Requirepass(Vec<u8>),
+    SlowerThan(i64),
+    SlowlogMaxLen(usize),
 }
 
 fn parse_change(name: &str, value: &[u8]) -> Result<Change, CmdError> {
     let text = String::from_utf8_lossy(value);
     match name {
         "requirepass" => Ok(Change::Requirepass(value.to_vec())),
+        "slowlog-log-slower-than" | "slowlog-max-len" => {
+            let n = super::parse_i64_strict(value).ok_or_else(|| {
+                config_set_failed(name, "argument couldn't be parsed into an integer")
+            })?;
+            if name == "slowlog-log-slower-than" {
+                return Ok(Change::SlowerThan(n));
+            }
+            usize::try_from(n).map(Change::SlowlogMaxLen).map_err(|_| {
+                config_set_failed(
+                    name,
+                    "argument must be between 0 and 9223372036854775807 inclusive",
+                )
+            })
+        }
         "maxmemory" => {
             let ok = !text.starts_with(|c: char| c.is_whitespace())
                 && !text.ends_with(char::is_whitespace);
@@ -297,6 +320,8 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 Change::Policy(p) => store.set_policy(p),
                 Change::Samples(n) => store.set_samples(n),
                 Change::Requirepass(p) => ctx.shared.auth.set(Some(&p)),
+                Change::SlowerThan(n) => ctx.shared.slowlog.set_slower_than(n),
+                Change::SlowlogMaxLen(n) => ctx.shared.slowlog.set_max_len(n),
             }
         }
         ctx.ok()
