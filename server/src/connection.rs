@@ -211,7 +211,7 @@ impl Connection {
         let mut input = BytesMut::with_capacity(READ_CHUNK);
         let mut output = BytesMut::with_capacity(READ_CHUNK);
         let query_limit =
-            usize::try_from(shared.config.client_query_buffer_limit.bytes()).unwrap_or(usize::MAX);
+            usize::try_from(shared.runtime.query_buffer_limit()).unwrap_or(usize::MAX);
         loop {
             // Execute every complete request already buffered.
             let flow = self
@@ -234,7 +234,7 @@ impl Connection {
             match self.read(&mut input).await {
                 ReadOutcome::Closed => return,
                 ReadOutcome::Idle => {
-                    debug!(client = self.state.id, peer = %self.state.peer, timeout_s = shared.config.timeout, "closing idle client");
+                    debug!(client = self.state.id, peer = %self.state.peer, timeout_s = shared.runtime.timeout_s(), "closing idle client");
                     let _ = self.stream.shutdown().await;
                     return;
                 }
@@ -257,7 +257,10 @@ impl Connection {
 
     /// The idle timeout, when `timeout` is not 0.
     fn idle_timeout(&self) -> Option<Duration> {
-        (self.shared.config.timeout > 0).then(|| Duration::from_secs(self.shared.config.timeout))
+        {
+            let t = self.shared.runtime.timeout_s();
+            (t > 0).then(|| Duration::from_secs(t))
+        }
     }
 
     /// Reads more input, giving up after `timeout` seconds of silence when one is set.
@@ -434,7 +437,10 @@ impl Connection {
 
     /// `client-output-buffer-limit` in bytes.
     fn output_limit(&self) -> usize {
-        usize::try_from(self.shared.config.client_output_buffer_limit.bytes()).unwrap_or(usize::MAX)
+        match self.shared.runtime.output_buffer_limit() {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        }
     }
 
     /// Writes the batch. With `timeout` set, a client that does not drain its replies for that

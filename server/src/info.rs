@@ -98,7 +98,7 @@ fn clients(shared: &Shared, out: &mut String) -> bool {
          connected_clients:{}\r\n\
          maxclients:{}\r\n",
         shared.conns.connected_clients.load(Ordering::Relaxed),
-        shared.config.maxclients,
+        shared.runtime.maxclients(),
     );
     true
 }

@@ -331,13 +331,13 @@ async fn accept_loop(
         };
         conns.connections_total.fetch_add(1, Ordering::Relaxed);
         let clients = conns.connected_clients.fetch_add(1, Ordering::AcqRel);
-        if clients >= shared.config.maxclients {
+        if clients >= shared.runtime.maxclients() {
             conns.connected_clients.fetch_sub(1, Ordering::AcqRel);
             conns.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tracker.spawn(refuse(socket, MAXCLIENTS_REPLY));
             continue;
         }
-        if shared.config.protected_mode
+        if shared.runtime.protected_mode()
             && !bound_loopback
             && !peer.ip().to_canonical().is_loopback()
             && !shared.auth.required()

@@ -55,6 +55,8 @@ pub struct Shared {
     pub pause: Pause,
     /// `SLOWLOG`.
     pub slowlog: crate::slowlog::SlowLog,
+    /// The options `CONFIG SET` can change at run time (read from here, not from `config`).
+    pub runtime: Runtime,
     /// Set once when the server begins to shut down; each connection reads it once per batch.
     pub shutting_down: AtomicBool,
     /// Worker threads serving clients (`--threads`).
@@ -257,6 +259,7 @@ impl Shared {
             metrics_port: std::sync::OnceLock::new(),
             shutdown_request: tokio::sync::Notify::new(),
             pause: Pause::default(),
+            runtime: Runtime::new(&config),
             slowlog: crate::slowlog::SlowLog::new(
                 config.slowlog_log_slower_than,
                 config.slowlog_max_len,
@@ -354,4 +357,68 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Options that `CONFIG SET` changes at run time; everything that enforces them reads them
+/// here (relaxed loads of a line written only by `CONFIG SET`).
+#[derive(Debug)]
+pub struct Runtime {
+    timeout_s: AtomicU64,
+    maxclients: AtomicUsize,
+    protected_mode: AtomicBool,
+    query_buffer_limit: AtomicU64,
+    output_buffer_limit: AtomicU64,
+}
+
+impl Runtime {
+    fn new(c: &Config) -> Runtime {
+        Runtime {
+            timeout_s: AtomicU64::new(c.timeout),
+            maxclients: AtomicUsize::new(c.maxclients),
+            protected_mode: AtomicBool::new(c.protected_mode),
+            query_buffer_limit: AtomicU64::new(c.client_query_buffer_limit.bytes()),
+            output_buffer_limit: AtomicU64::new(c.client_output_buffer_limit.bytes()),
+        }
+    }
+
+    /// `timeout` in seconds (0: never).
+    pub fn timeout_s(&self) -> u64 {
+        self.timeout_s.load(Ordering::Relaxed)
+    }
+    /// `maxclients`.
+    pub fn maxclients(&self) -> usize {
+        self.maxclients.load(Ordering::Relaxed)
+    }
+    /// `protected-mode`.
+    pub fn protected_mode(&self) -> bool {
+        self.protected_mode.load(Ordering::Relaxed)
+    }
+    /// `client-query-buffer-limit` in bytes.
+    pub fn query_buffer_limit(&self) -> u64 {
+        self.query_buffer_limit.load(Ordering::Relaxed)
+    }
+    /// `client-output-buffer-limit` (normal clients' hard limit) in bytes; 0: none.
+    pub fn output_buffer_limit(&self) -> u64 {
+        self.output_buffer_limit.load(Ordering::Relaxed)
+    }
+    /// `CONFIG SET timeout`.
+    pub fn set_timeout_s(&self, v: u64) {
+        self.timeout_s.store(v, Ordering::Relaxed);
+    }
+    /// `CONFIG SET maxclients`.
+    pub fn set_maxclients(&self, v: usize) {
+        self.maxclients.store(v, Ordering::Relaxed);
+    }
+    /// `CONFIG SET protected-mode`.
+    pub fn set_protected_mode(&self, v: bool) {
+        self.protected_mode.store(v, Ordering::Relaxed);
+    }
+    /// `CONFIG SET client-query-buffer-limit`.
+    pub fn set_query_buffer_limit(&self, v: u64) {
+        self.query_buffer_limit.store(v, Ordering::Relaxed);
+    }
+    /// `CONFIG SET client-output-buffer-limit`.
+    pub fn set_output_buffer_limit(&self, v: u64) {
+        self.output_buffer_limit.store(v, Ordering::Relaxed);
+    }
 }

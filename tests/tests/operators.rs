@@ -403,3 +403,96 @@ fn slowlog_records_commands_as_redis_formats_them() {
     assert!(cmd(&mut c, &["SLOWLOG", "GET", "-1"])
         .starts_with(&format!("*{}", n.trim_start_matches(':').trim())));
 }
+
+/// (`CONFIG SET port` differs on purpose: Redis rebinds, shardcache refuses, see README.)
+#[test]
+fn config_set_of_runtime_options_matches_redis() {
+    require!("redis-server");
+    shardcache_tests::compare_script(
+        "config set",
+        "
+        CONFIG SET timeout 30
+        CONFIG GET timeout
+        CONFIG SET timeout -1
+        CONFIG SET timeout x
+        CONFIG SET timeout 0
+        CONFIG SET maxclients 0
+        CONFIG SET maxclients 500
+        CONFIG GET maxclients
+        CONFIG SET maxclients 10000
+        CONFIG SET protected-mode no
+        CONFIG GET protected-mode
+        CONFIG SET protected-mode maybe
+        CONFIG SET protected-mode yes
+        CONFIG SET client-query-buffer-limit 2mb
+        CONFIG GET client-query-buffer-limit
+        CONFIG SET client-query-buffer-limit 1gb
+        CONFIG SET client-output-buffer-limit bogus
+        CONFIG SET client-output-buffer-limit normal 1mb
+        CONFIG SET client-output-buffer-limit bogus 1 2 3
+        CONFIG SET client-output-buffer-limit normal x 0 0
+        CONFIG SET databases 4
+        CONFIG SET nosuchoption 1
+        ",
+    );
+}
+
+#[test]
+fn runtime_limits_take_effect() {
+    let server = Server::start(&[]);
+    let mut admin = server.connect();
+    // maxclients: new connections beyond it are refused with Redis's text.
+    assert_eq!(
+        cmd(&mut admin, &["CONFIG", "SET", "maxclients", "1"]),
+        "+OK\r\n"
+    );
+    let mut extra = server.connect();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = extra.read_to_end(&mut buf);
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("-ERR max number of clients reached"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    assert_eq!(
+        cmd(&mut admin, &["CONFIG", "SET", "maxclients", "100"]),
+        "+OK\r\n"
+    );
+    // client-output-buffer-limit: a reply above the normal class's hard limit closes.
+    assert_eq!(
+        cmd(
+            &mut admin,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "normal 1mb 0 0"
+            ]
+        ),
+        "+OK\r\n"
+    );
+    let mut c = server.connect();
+    let big = "x".repeat(600 * 1024);
+    cmd(&mut c, &["SET", "a", &big]);
+    cmd(&mut c, &["SET", "b", &big]);
+    c.write_all(&resp(&[b"MGET", b"a", b"b"])).unwrap();
+    let mut buf = Vec::new();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "closed without the oversized reply");
+    // timeout: an idle client is closed after it.
+    assert_eq!(
+        cmd(&mut admin, &["CONFIG", "SET", "timeout", "1"]),
+        "+OK\r\n"
+    );
+    let mut idle = server.connect();
+    assert_eq!(cmd(&mut idle, &["PING"]), "+PONG\r\n");
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = idle.read_to_end(&mut buf);
+    assert!(buf.is_empty());
+}

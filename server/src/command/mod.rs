@@ -110,7 +110,7 @@ impl Ctx<'_> {
     /// does, *before* the reply is built, so one request cannot make the server copy an
     /// unbounded amount of data (e.g. `MGET` of one 512 MB key a thousand times).
     pub fn reply_too_large(&mut self, bytes: u64) -> bool {
-        let limit = self.shared.config.client_output_buffer_limit.bytes();
+        let limit = self.shared.runtime.output_buffer_limit();
         if limit == 0 || bytes <= limit {
             return false;
         }

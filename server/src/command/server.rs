@@ -167,15 +167,31 @@ fn write_command_info(out: &mut bytes::BytesMut, spec: &CommandSpec, v: Version)
 fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     let c = &ctx.shared.config;
     let store = &ctx.shared.store;
+    let rt = &ctx.shared.runtime;
     vec![
         ("appendonly", "no".into()),
         ("bind", c.bind.clone()),
+        (
+            "client-output-buffer-limit",
+            format!(
+                "normal {} 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+                rt.output_buffer_limit()
+            ),
+        ),
+        (
+            "client-query-buffer-limit",
+            rt.query_buffer_limit().to_string(),
+        ),
         ("databases", c.databases.to_string()),
-        ("maxclients", c.maxclients.to_string()),
+        ("maxclients", rt.maxclients().to_string()),
         ("maxmemory", store.maxmemory().to_string()),
         ("maxmemory-policy", store.policy().as_str().into()),
         ("maxmemory-samples", store.samples().to_string()),
         ("port", ctx.shared.port.to_string()),
+        (
+            "protected-mode",
+            if rt.protected_mode() { "yes" } else { "no" }.into(),
+        ),
         (
             "proto-max-bulk-len",
             c.proto_max_bulk_len.bytes().to_string(),
@@ -188,12 +204,17 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             ctx.shared.slowlog.slower_than().to_string(),
         ),
         ("slowlog-max-len", ctx.shared.slowlog.max_len().to_string()),
-        ("timeout", c.timeout.to_string()),
+        ("timeout", rt.timeout_s().to_string()),
     ]
 }
 
 /// The parameters `CONFIG SET` may change at run time.
 const SETTABLE: &[&str] = &[
+    "client-output-buffer-limit",
+    "client-query-buffer-limit",
+    "maxclients",
+    "protected-mode",
+    "timeout",
     "maxmemory",
     "maxmemory-policy",
     "maxmemory-samples",
@@ -217,12 +238,86 @@ enum Change {
     Requirepass(Vec<u8>),
     SlowerThan(i64),
     SlowlogMaxLen(usize),
+    Timeout(u64),
+    Maxclients(usize),
+    ProtectedMode(bool),
+    QueryLimit(u64),
+    OutputLimit(u64),
+    /// A valid value that changes nothing here (`client-output-buffer-limit` without a
+    /// `normal` class).
+    Unchanged,
+}
+
+/// Redis's `client-output-buffer-limit` value: `<class> <hard> <soft> <seconds>` groups;
+/// shardcache applies the `normal` class's hard limit (the others have no clients here).
+fn output_limit_change(name: &str, text: &str) -> Result<Change, CmdError> {
+    let fail = |why: &str| config_set_failed(name, why);
+    let bad = || fail("Error in hard, soft or soft_seconds setting in buffer limit configuration.");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err(fail(
+            "Wrong number of arguments in buffer limit configuration.",
+        ));
+    }
+    let mut normal = None;
+    for g in words.chunks(4) {
+        let class = g[0].to_ascii_lowercase();
+        if !["normal", "slave", "replica", "pubsub"].contains(&class.as_str()) {
+            return Err(fail(
+                "Invalid client class specified in buffer limit configuration.",
+            ));
+        }
+        let mut sizes = [0u64; 2];
+        for (i, w) in g[1..3].iter().enumerate() {
+            sizes[i] = shardcache_config::parse_memory(w).map_err(|_| bad())?;
+        }
+        g[3].parse::<u64>().map_err(|_| bad())?;
+        if class == "normal" {
+            normal = Some(sizes[0]);
+        }
+    }
+    Ok(normal.map_or(Change::Unchanged, Change::OutputLimit))
 }
 
 fn parse_change(name: &str, value: &[u8]) -> Result<Change, CmdError> {
     let text = String::from_utf8_lossy(value);
     match name {
         "requirepass" => Ok(Change::Requirepass(value.to_vec())),
+        "protected-mode" => match text.to_ascii_lowercase().as_str() {
+            "yes" => Ok(Change::ProtectedMode(true)),
+            "no" => Ok(Change::ProtectedMode(false)),
+            _ => Err(config_set_failed(name, "argument must be 'yes' or 'no'")),
+        },
+        "timeout" | "maxclients" => {
+            let n = super::parse_i64_strict(value).ok_or_else(|| {
+                config_set_failed(name, "argument couldn't be parsed into an integer")
+            })?;
+            let (lo, hi) = if name == "maxclients" {
+                (1, i64::from(u32::MAX))
+            } else {
+                (0, i64::from(i32::MAX))
+            };
+            if !(lo..=hi).contains(&n) {
+                return Err(config_set_failed(
+                    name,
+                    &format!("argument must be between {lo} and {hi} inclusive"),
+                ));
+            }
+            Ok(if name == "timeout" {
+                Change::Timeout(n as u64)
+            } else {
+                Change::Maxclients(n as usize)
+            })
+        }
+        "client-query-buffer-limit" => match shardcache_config::parse_memory(&text) {
+            Ok(n) if n >= 1024 * 1024 => Ok(Change::QueryLimit(n)),
+            Ok(_) => Err(config_set_failed(
+                name,
+                "argument must be between 1048576 and 9223372036854775807 inclusive",
+            )),
+            Err(_) => Err(config_set_failed(name, "argument must be a memory value")),
+        },
+        "client-output-buffer-limit" => output_limit_change(name, &text),
         "slowlog-log-slower-than" | "slowlog-max-len" => {
             let n = super::parse_i64_strict(value).ok_or_else(|| {
                 config_set_failed(name, "argument couldn't be parsed into an integer")
@@ -322,6 +417,12 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 Change::Requirepass(p) => ctx.shared.auth.set(Some(&p)),
                 Change::SlowerThan(n) => ctx.shared.slowlog.set_slower_than(n),
                 Change::SlowlogMaxLen(n) => ctx.shared.slowlog.set_max_len(n),
+                Change::Timeout(n) => ctx.shared.runtime.set_timeout_s(n),
+                Change::Maxclients(n) => ctx.shared.runtime.set_maxclients(n),
+                Change::ProtectedMode(b) => ctx.shared.runtime.set_protected_mode(b),
+                Change::QueryLimit(n) => ctx.shared.runtime.set_query_buffer_limit(n),
+                Change::OutputLimit(n) => ctx.shared.runtime.set_output_buffer_limit(n),
+                Change::Unchanged => {}
             }
         }
         ctx.ok()

@@ -164,8 +164,7 @@ pub fn intercept(
                 flag(client);
                 return Some(Flow::Continue);
             }
-            let limit = usize::try_from(shared.config.client_query_buffer_limit.bytes())
-                .unwrap_or(usize::MAX);
+            let limit = usize::try_from(shared.runtime.query_buffer_limit()).unwrap_or(usize::MAX);
             let size: usize = args.iter().map(|a| a.len() + 16).sum();
             let m = client.multi.as_mut()?;
             if m.bytes.saturating_add(size) > limit {
