@@ -254,7 +254,7 @@ fn output_limit_change(name: &str, text: &str) -> Result<Change, CmdError> {
     let fail = |why: &str| config_set_failed(name, why);
     let bad = || fail("Error in hard, soft or soft_seconds setting in buffer limit configuration.");
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || words.len() % 4 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(4) {
         return Err(fail(
             "Wrong number of arguments in buffer limit configuration.",
         ));
