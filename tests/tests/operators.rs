@@ -496,3 +496,30 @@ fn runtime_limits_take_effect() {
     let _ = idle.read_to_end(&mut buf);
     assert!(buf.is_empty());
 }
+
+#[test]
+fn command_lists_renamed_commands_by_their_new_names_and_hides_disabled_ones() {
+    let server = Server::start(&[
+        "--rename-command",
+        "keys",
+        "admin-keys",
+        "--disable-command",
+        "flushall",
+    ]);
+    let mut c = server.connect();
+    let list = cmd(&mut c, &["COMMAND", "LIST"]);
+    assert!(list.contains("\r\nadmin-keys\r\n"), "{list}");
+    assert!(!list.contains("\r\nkeys\r\n") && !list.contains("\r\nflushall\r\n"), "{list}");
+    let n: usize = list.lines().next().unwrap()[1..].parse().unwrap();
+    assert_eq!(cmd(&mut c, &["COMMAND", "COUNT"]), format!(":{n}\r\n"));
+    let info = cmd(&mut c, &["COMMAND", "INFO", "ADMIN-KEYS", "keys", "flushall"]);
+    assert!(info.starts_with("*3\r\n*10\r\n$10\r\nadmin-keys\r\n"), "{info}");
+    assert!(info.ends_with("*-1\r\n*-1\r\n"), "{info}");
+    let all = cmd(&mut c, &["COMMAND"]);
+    assert!(all.starts_with(&format!("*{n}\r\n")));
+    assert!(!all.contains("$8\r\nflushall\r\n"));
+    assert_eq!(
+        cmd(&mut c, &["COMMAND", "GETKEYS", "admin-keys", "x"]),
+        "-ERR The command has no key arguments\r\n"
+    );
+}

@@ -1092,6 +1092,9 @@ const MAX_NAME_LEN: usize = 64;
 pub struct CommandNames {
     /// Indexed by [`name_slot`]; lower-case names.
     buckets: Box<[Vec<Named>]>,
+    /// Every name answered, with its command's index, sorted by name: what `COMMAND` lists
+    /// (renamed commands under their new names, disabled ones not at all).
+    visible: Box<[(Box<str>, usize)]>,
 }
 
 /// A lower-case command name and what dispatch needs of it.
@@ -1148,6 +1151,11 @@ impl CommandNames {
                 ));
             }
         }
+        let mut visible: Vec<(Box<str>, usize)> = map
+            .iter()
+            .map(|(n, e)| (String::from_utf8_lossy(n).into(), e.index))
+            .collect();
+        visible.sort_unstable();
         let mut buckets: Vec<Vec<Named>> = vec![Vec::new(); (MAX_NAME_LEN + 1) * FIRST_SLOTS];
         for (name, entry) in map {
             if let Some(slot) = name_slot(&name) {
@@ -1156,7 +1164,25 @@ impl CommandNames {
         }
         Ok(CommandNames {
             buckets: buckets.into(),
+            visible: visible.into(),
         })
+    }
+
+    /// Every command this server answers to, by the name it answers to, sorted.
+    pub fn visible(&self) -> impl ExactSizeIterator<Item = (&str, &'static CommandSpec)> {
+        self.visible.iter().map(|(n, i)| (&**n, &COMMANDS[*i]))
+    }
+
+    /// The command answering to `name` (case-insensitive), with its index and the name it
+    /// answers to.
+    pub fn find(&self, name: &[u8]) -> Option<(usize, &str, &'static CommandSpec)> {
+        let e = self.get(name)?;
+        let shown = self
+            .visible
+            .iter()
+            .find(|(n, i)| *i == e.index && n.as_bytes().eq_ignore_ascii_case(name))
+            .map_or(COMMANDS[e.index].name, |(n, _)| &**n);
+        Some((e.index, shown, &COMMANDS[e.index]))
     }
 
     /// Finds a command by name, case-insensitively, without allocating.

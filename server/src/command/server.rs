@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use shardcache_protocol::{reply, Version};
 
-use super::{eq_ic, lookup, CmdError, CmdResult, CommandSpec, Ctx, COMMANDS};
+use super::{eq_ic, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::info;
 
 /// `DBSIZE`.
@@ -51,48 +51,49 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// `COMMAND LIST`: enough for redis-cli's hints and for client libraries that introspect.
 pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let v = ctx.client.version;
+    let names = &ctx.shared.commands;
     let out = &mut *ctx.out;
     let Some(sub) = args.get(1) else {
-        reply::array_len(out, COMMANDS.len());
-        for spec in COMMANDS {
-            write_command_info(out, spec, v);
+        reply::array_len(out, names.visible().len());
+        for (name, spec) in names.visible() {
+            write_command_info(out, name, spec, v);
         }
         return Ok(());
     };
     let rest = &args[2..];
     if eq_ic(sub, "count") && rest.is_empty() {
-        reply::integer(out, COMMANDS.len() as i64);
+        reply::integer(out, names.visible().len() as i64);
     } else if eq_ic(sub, "list") && rest.is_empty() {
-        reply::array_len(out, COMMANDS.len());
-        for spec in COMMANDS {
-            reply::bulk(out, spec.name.as_bytes());
+        reply::array_len(out, names.visible().len());
+        for (name, _) in names.visible() {
+            reply::bulk(out, name.as_bytes());
         }
     } else if eq_ic(sub, "info") {
         if rest.is_empty() {
-            reply::array_len(out, COMMANDS.len());
-            for spec in COMMANDS {
-                write_command_info(out, spec, v);
+            reply::array_len(out, names.visible().len());
+            for (name, spec) in names.visible() {
+                write_command_info(out, name, spec, v);
             }
         } else {
             reply::array_len(out, rest.len());
             for name in rest {
-                match lookup(name) {
-                    Some((_, spec)) => write_command_info(out, spec, v),
+                match names.find(name) {
+                    Some((_, shown, spec)) => write_command_info(out, shown, spec, v),
                     None => reply::null_array(out, v),
                 }
             }
         }
     } else if eq_ic(sub, "docs") {
-        let specs: Vec<&CommandSpec> = if rest.is_empty() {
-            COMMANDS.iter().collect()
+        let specs: Vec<(&str, &CommandSpec)> = if rest.is_empty() {
+            names.visible().collect()
         } else {
             rest.iter()
-                .filter_map(|n| lookup(n).map(|(_, s)| s))
+                .filter_map(|n| names.find(n).map(|(_, shown, s)| (shown, s)))
                 .collect()
         };
         reply::map_len(out, specs.len(), v);
-        for spec in specs {
-            reply::bulk(out, spec.name.as_bytes());
+        for (name, spec) in specs {
+            reply::bulk(out, name.as_bytes());
             reply::map_len(out, 3, v);
             reply::bulk(out, b"summary");
             reply::bulk(out, spec.summary.as_bytes());
@@ -108,7 +109,7 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 "ERR wrong number of arguments for 'command|getkeys' command",
             ));
         }
-        let Some((index, spec)) = lookup(&rest[0]) else {
+        let Some((index, _, spec)) = names.find(&rest[0]) else {
             return Err(CmdError::msg("ERR Invalid command specified"));
         };
         let argc = rest.len() as i64;
@@ -146,9 +147,9 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// One command's row in Redis 7's `COMMAND INFO` shape (10 fields).
-fn write_command_info(out: &mut bytes::BytesMut, spec: &CommandSpec, v: Version) {
+fn write_command_info(out: &mut bytes::BytesMut, name: &str, spec: &CommandSpec, v: Version) {
     reply::array_len(out, 10);
-    reply::bulk(out, spec.name.as_bytes());
+    reply::bulk(out, name.as_bytes());
     reply::integer(out, i64::from(spec.arity));
     reply::set_len(out, spec.flags.len(), v);
     for f in spec.flags {
