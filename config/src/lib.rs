@@ -357,6 +357,16 @@ pub struct Config {
     )]
     pub slowlog_log_slower_than: i64,
 
+    /// Record commands that take at least this many milliseconds in the latency monitor
+    /// (`LATENCY LATEST|HISTORY`); 0 turns it off, as Redis's `latency-monitor-threshold`.
+    /// Changeable with `CONFIG SET`.
+    #[arg(
+        long = "latency-monitor-threshold",
+        env = "SHARDCACHE_LATENCY_MONITOR_THRESHOLD",
+        default_value_t = 0
+    )]
+    pub latency_monitor_threshold: u64,
+
     /// Entries `SLOWLOG` keeps (the oldest go first), as Redis's `slowlog-max-len`.
     /// Changeable with `CONFIG SET`.
     #[arg(

@@ -330,14 +330,13 @@ impl Connection {
                             }
                             Some(d) => {
                                 run.command(&mut self.timed, d.index);
-                                let t0 = shared.slowlog.enabled().then(latency::ticks);
+                                let t0 = shared.times_commands().then(latency::ticks);
                                 let (flow, failed) =
                                     command::run(shared, &mut self.state, d.index, args, output);
                                 if let Some(t0) = t0 {
                                     let ns =
                                         latency::ticks_to_ns(latency::ticks().saturating_sub(t0));
-                                    let st = &self.state;
-                                    shared.slowlog.note(ns, args, st.peer, st.name.as_deref());
+                                    shared.command_took(d.index, ns, args, &self.state);
                                 }
                                 stats.call(d.index, failed);
                                 drop(request);
@@ -409,9 +408,7 @@ impl Connection {
             let (flow, failed) =
                 command::run(&job_shared, &mut client, d.index, request.args(), &mut out);
             let ns = t0.elapsed().as_nanos() as u64;
-            job_shared
-                .slowlog
-                .note(ns, request.args(), client.peer, client.name.as_deref());
+            job_shared.command_took(d.index, ns, request.args(), &client);
             (client, out, flow, failed, timing.then_some(ns))
         });
         match job.await {

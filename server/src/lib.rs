@@ -18,6 +18,7 @@ pub mod connection;
 pub mod health;
 pub mod info;
 pub mod latency;
+pub mod latency_monitor;
 pub mod metrics;
 pub mod server;
 pub mod slowlog;

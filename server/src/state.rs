@@ -55,6 +55,8 @@ pub struct Shared {
     pub pause: Pause,
     /// `SLOWLOG`.
     pub slowlog: crate::slowlog::SlowLog,
+    /// `LATENCY LATEST|HISTORY|RESET`.
+    pub latency_monitor: crate::latency_monitor::LatencyMonitor,
     /// The options `CONFIG SET` can change at run time (read from here, not from `config`).
     pub runtime: Runtime,
     /// Set once when the server begins to shut down; each connection reads it once per batch.
@@ -260,6 +262,9 @@ impl Shared {
             shutdown_request: tokio::sync::Notify::new(),
             pause: Pause::default(),
             runtime: Runtime::new(&config),
+            latency_monitor: crate::latency_monitor::LatencyMonitor::new(
+                config.latency_monitor_threshold,
+            ),
             slowlog: crate::slowlog::SlowLog::new(
                 config.slowlog_log_slower_than,
                 config.slowlog_max_len,
@@ -276,6 +281,27 @@ impl Shared {
             commands,
             config,
         })
+    }
+
+    /// Whether commands are to be timed one by one (for `SLOWLOG` or the latency monitor).
+    #[inline]
+    pub fn times_commands(&self) -> bool {
+        self.slowlog.enabled() || self.latency_monitor.threshold_ms() > 0
+    }
+
+    /// After a command that took `nanos`: the slow log and the latency monitor.
+    #[inline]
+    pub fn command_took(
+        &self,
+        index: usize,
+        nanos: u64,
+        args: &[bytes::Bytes],
+        client: &crate::connection::ClientState,
+    ) {
+        self.slowlog
+            .note(nanos, args, client.peer, client.name.as_deref());
+        self.latency_monitor
+            .note(crate::command::is_fast(index), nanos);
     }
 
     /// `CONFIG RESETSTAT`: zeroes the statistics Redis resets (command stats, keyspace hits

@@ -509,11 +509,20 @@ fn command_lists_renamed_commands_by_their_new_names_and_hides_disabled_ones() {
     let mut c = server.connect();
     let list = cmd(&mut c, &["COMMAND", "LIST"]);
     assert!(list.contains("\r\nadmin-keys\r\n"), "{list}");
-    assert!(!list.contains("\r\nkeys\r\n") && !list.contains("\r\nflushall\r\n"), "{list}");
+    assert!(
+        !list.contains("\r\nkeys\r\n") && !list.contains("\r\nflushall\r\n"),
+        "{list}"
+    );
     let n: usize = list.lines().next().unwrap()[1..].parse().unwrap();
     assert_eq!(cmd(&mut c, &["COMMAND", "COUNT"]), format!(":{n}\r\n"));
-    let info = cmd(&mut c, &["COMMAND", "INFO", "ADMIN-KEYS", "keys", "flushall"]);
-    assert!(info.starts_with("*3\r\n*10\r\n$10\r\nadmin-keys\r\n"), "{info}");
+    let info = cmd(
+        &mut c,
+        &["COMMAND", "INFO", "ADMIN-KEYS", "keys", "flushall"],
+    );
+    assert!(
+        info.starts_with("*3\r\n*10\r\n$10\r\nadmin-keys\r\n"),
+        "{info}"
+    );
     assert!(info.ends_with("*-1\r\n*-1\r\n"), "{info}");
     let all = cmd(&mut c, &["COMMAND"]);
     assert!(all.starts_with(&format!("*{n}\r\n")));
@@ -522,4 +531,54 @@ fn command_lists_renamed_commands_by_their_new_names_and_hides_disabled_ones() {
         cmd(&mut c, &["COMMAND", "GETKEYS", "admin-keys", "x"]),
         "-ERR The command has no key arguments\r\n"
     );
+}
+
+/// (`LATENCY HELP` differs on purpose: shardcache has no `DOCTOR` or `GRAPH`.)
+#[test]
+fn latency_texts_match_redis() {
+    require!("redis-server");
+    shardcache_tests::compare_script(
+        "latency",
+        "
+        LATENCY RESET
+        LATENCY LATEST
+        LATENCY HISTORY command
+        LATENCY HISTORY
+        LATENCY RESET command nothing
+        LATENCY LATEST x
+        LATENCY NOPE
+        CONFIG GET latency-monitor-threshold
+        CONFIG SET latency-monitor-threshold -1
+        CONFIG SET latency-monitor-threshold x
+        CONFIG SET latency-monitor-threshold 0
+        ",
+    );
+}
+
+#[test]
+fn latency_monitor_and_histogram_report_what_ran() {
+    let server = Server::start(&["--latency-monitor-threshold", "1"]);
+    let mut c = server.connect();
+    // A command slower than 1 ms: KEYS over many keys (a debug build, at least).
+    let mut mset = vec!["MSET".to_string()];
+    for i in 0..20_000 {
+        mset.push(format!("key:{i}"));
+        mset.push("v".into());
+    }
+    let args: Vec<&str> = mset.iter().map(String::as_str).collect();
+    cmd(&mut c, &args);
+    for _ in 0..3 {
+        cmd(&mut c, &["KEYS", "*9*9*"]);
+    }
+    let latest = cmd(&mut c, &["LATENCY", "LATEST"]);
+    assert!(latest.contains("$7\r\ncommand\r\n"), "{latest}");
+    let history = cmd(&mut c, &["LATENCY", "HISTORY", "command"]);
+    // One sample per second in which a slow command ran: [time, ms] pairs.
+    assert!(!history.starts_with("*0") && history.contains("\r\n*2\r\n:"), "{history}");
+    assert_eq!(cmd(&mut c, &["LATENCY", "RESET"]), ":1\r\n");
+    // Histograms: calls per command and cumulative counts.
+    let h = cmd(&mut c, &["LATENCY", "HISTOGRAM", "keys", "mset"]);
+    // A map of two commands (RESP2: an array of four).
+    assert!(h.starts_with("*4\r\n"), "{h}");
+    assert!(h.contains("$4\r\nkeys\r\n*4\r\n$5\r\ncalls\r\n:3\r\n$14\r\nhistogram_usec\r\n"), "{h}");
 }

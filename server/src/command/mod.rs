@@ -602,6 +602,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::keys
     ),
     cmd!(
+        "latency",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "server",
+        "A container for latency diagnostics commands",
+        observe::latency
+    ),
+    cmd!(
         "lcs",
         -3,
         ["readonly"],
@@ -1223,6 +1234,11 @@ pub(crate) fn key_args(index: usize, args: &[Bytes]) -> Option<impl Iterator<Ite
             .step_by(step as usize)
             .map(move |i| &args[i as usize][..]),
     )
+}
+
+/// Whether the command is flagged `fast` (the latency monitor's `fast-command` event).
+pub fn is_fast(index: usize) -> bool {
+    COMMANDS[index].flags.contains(&"fast")
 }
 
 /// For `CLIENT PAUSE`: `None` if the request is never paused (`CLIENT`, so that `UNPAUSE`

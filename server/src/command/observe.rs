@@ -103,3 +103,104 @@ pub fn slowlog(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Err(unknown_sub("slowlog", sub))
     }
 }
+
+const LATENCY_HELP: &[&str] = &[
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// `LATENCY LATEST | HISTORY event | RESET [event ...] | HISTOGRAM [command ...] | HELP`:
+/// the latency monitor (`latency-monitor-threshold`) and the per-command latency
+/// histograms. `DOCTOR` and `GRAPH` are not implemented.
+pub fn latency(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    use super::generic::{answered_help, sub_arity, unknown_sub};
+    if answered_help(ctx, args, "latency", LATENCY_HELP)? {
+        return Ok(());
+    }
+    let sub = &args[1];
+    let m = &ctx.shared.latency_monitor;
+    if eq_ic(sub, "latest") {
+        if args.len() != 2 {
+            return Err(sub_arity("latency", sub));
+        }
+        let latest = m.latest();
+        reply::array_len(ctx.out, latest.len());
+        for (name, (time, ms), max) in latest {
+            reply::array_len(ctx.out, 4);
+            reply::bulk(ctx.out, name.as_bytes());
+            reply::integer(ctx.out, time as i64);
+            reply::integer(ctx.out, ms as i64);
+            reply::integer(ctx.out, max as i64);
+        }
+        Ok(())
+    } else if eq_ic(sub, "history") {
+        if args.len() != 3 {
+            return Err(sub_arity("latency", sub));
+        }
+        let h = m.history(&args[2]);
+        reply::array_len(ctx.out, h.len());
+        for (time, ms) in h {
+            reply::array_len(ctx.out, 2);
+            reply::integer(ctx.out, time as i64);
+            reply::integer(ctx.out, ms as i64);
+        }
+        Ok(())
+    } else if eq_ic(sub, "reset") {
+        let events: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
+        ctx.int(m.reset(&events) as i64)
+    } else if eq_ic(sub, "histogram") {
+        latency_histogram(ctx, &args[2..]);
+        Ok(())
+    } else {
+        Err(unknown_sub("latency", sub))
+    }
+}
+
+/// `LATENCY HISTOGRAM`: per command with calls, its call count and cumulative counts at
+/// power-of-two microsecond bounds (where the count grows), as Redis 7.0 replies.
+fn latency_histogram(ctx: &mut Ctx<'_>, names: &[Bytes]) {
+    let totals = ctx.shared.stats.totals();
+    let v = ctx.client.version;
+    let wanted: Vec<_> = totals
+        .called()
+        .filter(|(spec, _)| names.is_empty() || names.iter().any(|n| eq_ic(n, spec.name)))
+        .collect();
+    // 1024 ns << k, as Redis's `hdr_iter_log_init(.., 1024, 2)`.
+    let bounds: Vec<u64> = (0..40).map(|k| 1024u64 << k).collect();
+    reply::map_len(ctx.out, wanted.len(), v);
+    for (spec, c) in wanted {
+        reply::bulk(ctx.out, spec.name.as_bytes());
+        reply::map_len(ctx.out, 2, v);
+        reply::bulk(ctx.out, b"calls");
+        reply::integer(ctx.out, c.calls as i64);
+        reply::bulk(ctx.out, b"histogram_usec");
+        let cum = c.duration.cumulative(&bounds);
+        let mut points = Vec::new();
+        let mut prev = 0;
+        for (b, n) in bounds.iter().zip(cum) {
+            if n > prev {
+                points.push((b / 1000, n));
+            }
+            prev = n;
+            if n == c.duration.count() {
+                break;
+            }
+        }
+        reply::map_len(ctx.out, points.len(), v);
+        for (us, n) in points {
+            reply::integer(ctx.out, us as i64);
+            reply::integer(ctx.out, n as i64);
+        }
+    }
+}

@@ -184,6 +184,10 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             rt.query_buffer_limit().to_string(),
         ),
         ("databases", c.databases.to_string()),
+        (
+            "latency-monitor-threshold",
+            ctx.shared.latency_monitor.threshold_ms().to_string(),
+        ),
         ("maxclients", rt.maxclients().to_string()),
         ("maxmemory", store.maxmemory().to_string()),
         ("maxmemory-policy", store.policy().as_str().into()),
@@ -213,6 +217,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
 const SETTABLE: &[&str] = &[
     "client-output-buffer-limit",
     "client-query-buffer-limit",
+    "latency-monitor-threshold",
     "maxclients",
     "protected-mode",
     "timeout",
@@ -247,6 +252,7 @@ enum Change {
     /// A valid value that changes nothing here (`client-output-buffer-limit` without a
     /// `normal` class).
     Unchanged,
+    LatencyThreshold(u64),
 }
 
 /// Redis's `client-output-buffer-limit` value: `<class> <hard> <soft> <seconds>` groups;
@@ -284,6 +290,17 @@ fn parse_change(name: &str, value: &[u8]) -> Result<Change, CmdError> {
     let text = String::from_utf8_lossy(value);
     match name {
         "requirepass" => Ok(Change::Requirepass(value.to_vec())),
+        "latency-monitor-threshold" => {
+            let n = super::parse_i64_strict(value).ok_or_else(|| {
+                config_set_failed(name, "argument couldn't be parsed into an integer")
+            })?;
+            u64::try_from(n).map(Change::LatencyThreshold).map_err(|_| {
+                config_set_failed(
+                    name,
+                    "argument must be between 0 and 9223372036854775807 inclusive",
+                )
+            })
+        }
         "protected-mode" => match text.to_ascii_lowercase().as_str() {
             "yes" => Ok(Change::ProtectedMode(true)),
             "no" => Ok(Change::ProtectedMode(false)),
@@ -424,6 +441,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 Change::QueryLimit(n) => ctx.shared.runtime.set_query_buffer_limit(n),
                 Change::OutputLimit(n) => ctx.shared.runtime.set_output_buffer_limit(n),
                 Change::Unchanged => {}
+                Change::LatencyThreshold(n) => ctx.shared.latency_monitor.set_threshold_ms(n),
             }
         }
         ctx.ok()

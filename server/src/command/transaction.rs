@@ -240,13 +240,10 @@ fn run_exec(
         }
         reply::array_len(out, m.queue.len());
         for (i, args) in &m.queue {
-            let t0 = shared.slowlog.enabled().then(std::time::Instant::now);
+            let t0 = shared.times_commands().then(std::time::Instant::now);
             let (f, failed) = run(shared, client, *i, args, out);
             if let Some(t0) = t0 {
-                let ns = t0.elapsed().as_nanos() as u64;
-                shared
-                    .slowlog
-                    .note(ns, args, client.peer, client.name.as_deref());
+                shared.command_took(*i, t0.elapsed().as_nanos() as u64, args, client);
             }
             stats.call(*i, failed);
             if matches!(f, Flow::Close) {
