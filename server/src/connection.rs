@@ -86,6 +86,8 @@ pub struct ClientState {
     pub watching: Option<Box<command::transaction::WatchState>>,
     /// `CLIENT NO-TOUCH on`: this client's reads leave keys' LRU/LFU alone.
     pub no_touch: bool,
+    /// Set by `MONITOR`: the stream the connection then forwards.
+    pub monitor: Option<crate::monitor::MonitorFeed>,
 }
 
 impl Clone for ClientState {
@@ -102,6 +104,7 @@ impl Clone for ClientState {
             multi: None,
             watching: None,
             no_touch: self.no_touch,
+            monitor: None,
         }
     }
 }
@@ -120,6 +123,7 @@ impl ClientState {
             multi: None,
             watching: None,
             no_touch: false,
+            monitor: None,
         }
     }
 }
@@ -212,6 +216,7 @@ impl Connection {
         let mut output = BytesMut::with_capacity(READ_CHUNK);
         let query_limit =
             usize::try_from(shared.runtime.query_buffer_limit()).unwrap_or(usize::MAX);
+        let mut monitor: Option<crate::monitor::MonitorFeed> = None;
         loop {
             // Execute every complete request already buffered.
             let flow = self
@@ -231,7 +236,33 @@ impl Connection {
             } else if input.capacity() - input.len() < READ_CHUNK / 4 {
                 input.reserve(READ_CHUNK);
             }
-            match self.read(&mut input).await {
+            if monitor.is_none() {
+                monitor = self.state.monitor.take();
+            }
+            let outcome = match monitor.as_mut() {
+                None => self.read(&mut input).await,
+                Some(feed) => {
+                    // `MONITOR`: forward the stream while still reading requests (QUIT,
+                    // RESET, anything).
+                    tokio::select! {
+                        r = self.read(&mut input) => r,
+                        line = feed.rx.recv() => {
+                            let Some(line) = line else {
+                                // Dropped for falling behind its output buffer limit.
+                                let _ = self.stream.shutdown().await;
+                                return;
+                            };
+                            feed.pending.fetch_sub(line.len(), Ordering::Relaxed);
+                            if self.stream.write_all(&line).await.is_err() {
+                                return;
+                            }
+                            stats.net_output(line.len());
+                            continue;
+                        }
+                    }
+                }
+            };
+            match outcome {
                 ReadOutcome::Closed => return,
                 ReadOutcome::Idle => {
                     debug!(client = self.state.id, peer = %self.state.peer, timeout_s = shared.runtime.timeout_s(), "closing idle client");

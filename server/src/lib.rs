@@ -20,6 +20,7 @@ pub mod info;
 pub mod latency;
 pub mod latency_monitor;
 pub mod metrics;
+pub mod monitor;
 pub mod server;
 pub mod slowlog;
 pub mod state;

@@ -57,6 +57,8 @@ pub struct Shared {
     pub slowlog: crate::slowlog::SlowLog,
     /// `LATENCY LATEST|HISTORY|RESET`.
     pub latency_monitor: crate::latency_monitor::LatencyMonitor,
+    /// `MONITOR` clients.
+    pub monitors: crate::monitor::Monitors,
     /// The options `CONFIG SET` can change at run time (read from here, not from `config`).
     pub runtime: Runtime,
     /// Set once when the server begins to shut down; each connection reads it once per batch.
@@ -262,6 +264,7 @@ impl Shared {
             shutdown_request: tokio::sync::Notify::new(),
             pause: Pause::default(),
             runtime: Runtime::new(&config),
+            monitors: crate::monitor::Monitors::default(),
             latency_monitor: crate::latency_monitor::LatencyMonitor::new(
                 config.latency_monitor_threshold,
             ),

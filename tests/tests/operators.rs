@@ -574,11 +574,70 @@ fn latency_monitor_and_histogram_report_what_ran() {
     assert!(latest.contains("$7\r\ncommand\r\n"), "{latest}");
     let history = cmd(&mut c, &["LATENCY", "HISTORY", "command"]);
     // One sample per second in which a slow command ran: [time, ms] pairs.
-    assert!(!history.starts_with("*0") && history.contains("\r\n*2\r\n:"), "{history}");
+    assert!(
+        !history.starts_with("*0") && history.contains("\r\n*2\r\n:"),
+        "{history}"
+    );
     assert_eq!(cmd(&mut c, &["LATENCY", "RESET"]), ":1\r\n");
     // Histograms: calls per command and cumulative counts.
     let h = cmd(&mut c, &["LATENCY", "HISTOGRAM", "keys", "mset"]);
     // A map of two commands (RESP2: an array of four).
     assert!(h.starts_with("*4\r\n"), "{h}");
-    assert!(h.contains("$4\r\nkeys\r\n*4\r\n$5\r\ncalls\r\n:3\r\n$14\r\nhistogram_usec\r\n"), "{h}");
+    assert!(
+        h.contains("$4\r\nkeys\r\n*4\r\n$5\r\ncalls\r\n:3\r\n$14\r\nhistogram_usec\r\n"),
+        "{h}"
+    );
+}
+
+fn read_line(s: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if s.read(&mut b).unwrap_or(0) == 0 {
+            break;
+        }
+        line.push(b[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+#[test]
+fn monitor_streams_commands_as_redis_formats_them() {
+    let server = Server::start(&[]);
+    let mut mon = server.connect();
+    mon.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(cmd(&mut mon, &["MONITOR"]), "+OK\r\n");
+    let mut c = server.connect();
+    let addr = c.local_addr().unwrap().to_string();
+    cmd(&mut c, &["SELECT", "2"]);
+    cmd(&mut c, &["SET", "k", "a \"b\"\n\u{1}"]);
+    cmd(&mut c, &["CONFIG", "GET", "maxmemory"]);
+    cmd(&mut c, &["GET", "k"]);
+    let lines: Vec<String> = (0..3).map(|_| read_line(&mut mon)).collect();
+    // +<secs>.<micros> [<db> <addr>] "arg" ...; CONFIG (admin) is not shown.
+    assert!(lines[0].starts_with('+') && lines[0].contains(&format!(" [2 {addr}] \"SELECT\" \"2\"")), "{lines:?}");
+    assert!(lines[1].ends_with(&format!("[2 {addr}] \"SET\" \"k\" \"a \\\"b\\\"\\n\\x01\"\r\n")), "{lines:?}");
+    assert!(lines[2].ends_with(&format!("[2 {addr}] \"GET\" \"k\"\r\n")), "{lines:?}");
+    // The monitor can still quit.
+    assert_eq!(cmd(&mut mon, &["QUIT"]), "+OK\r\n");
+}
+
+#[test]
+fn a_monitor_that_does_not_read_is_dropped_not_buffered() {
+    let server = Server::start(&["--client-output-buffer-limit", "1mb"]);
+    let mut mon = server.connect();
+    assert_eq!(cmd(&mut mon, &["MONITOR"]), "+OK\r\n");
+    // The monitor never reads; another client sends ~24 MB of commands.
+    let mut c = server.connect();
+    let v = "x".repeat(4096);
+    for i in 0..6000 {
+        assert_eq!(cmd(&mut c, &["SET", &format!("k{i}"), &v]), "+OK\r\n");
+    }
+    // Dropped once its backlog in the server passed 1 MB: it reads what the kernel's socket
+    // buffers already held (a few MB on loopback), then end of file, not all 24 MB.
+    mon.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut sink = Vec::new();
+    let _ = mon.read_to_end(&mut sink);
+    assert!(sink.len() < 12 << 20, "read {} bytes", sink.len());
+    assert!(server.rss_bytes() < 200 << 20);
 }

@@ -646,6 +646,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         strings::mget
     ),
     cmd!(
+        "monitor",
+        1,
+        ["admin", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+        "server",
+        "Listen for all requests received by the server in real time",
+        observe::monitor
+    ),
+    cmd!(
         "move",
         3,
         ["write", "fast"],
@@ -1236,6 +1247,12 @@ pub(crate) fn key_args(index: usize, args: &[Bytes]) -> Option<impl Iterator<Ite
     )
 }
 
+/// Commands `MONITOR` does not show, as Redis hides administrative ones.
+fn hidden_from_monitor(index: usize) -> bool {
+    let spec = &COMMANDS[index];
+    spec.flags.contains(&"admin") || matches!(spec.name, "slowlog" | "latency" | "monitor")
+}
+
 /// Whether the command is flagged `fast` (the latency monitor's `fast-command` event).
 pub fn is_fast(index: usize) -> bool {
     COMMANDS[index].flags.contains(&"fast")
@@ -1371,6 +1388,14 @@ pub fn run(
     let _no_touch = (ctx.client.no_touch && COMMANDS[index].name != "touch")
         .then(shardcache_storage::NoTouch::enter);
     let result = (COMMANDS[index].handler)(&mut ctx, args);
+    if shared.monitors.any() && !hidden_from_monitor(index) {
+        shared.monitors.feed(
+            ctx.client.db,
+            ctx.client.peer,
+            args,
+            shared.runtime.output_buffer_limit(),
+        );
+    }
     let flow = ctx.flow;
     match result {
         Ok(()) => (flow, false),

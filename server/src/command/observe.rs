@@ -204,3 +204,10 @@ fn latency_histogram(ctx: &mut Ctx<'_>, names: &[Bytes]) {
         }
     }
 }
+
+/// `MONITOR`: from now on this connection also receives every command any client runs
+/// (administrative ones excepted), one status line each, as Redis formats them.
+pub fn monitor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.client.monitor = Some(ctx.shared.monitors.subscribe(ctx.client.id));
+    ctx.ok()
+}
