@@ -239,7 +239,9 @@ fn client_kill_by_id_and_address_closes_those_connections() {
         0,
         "killed: closed"
     );
-    // The old form, by the peer address as CLIENT LIST shows it.
+    // The old form, by the peer address as CLIENT LIST shows it (a reply first: the server
+    // has registered the connection).
+    assert_eq!(cmd(&mut other, &["PING"]), "+PONG\r\n");
     let addr = other.local_addr().unwrap().to_string();
     assert_eq!(cmd(&mut me, &["CLIENT", "KILL", &addr]), "+OK\r\n");
     let mut rest = Vec::new();
