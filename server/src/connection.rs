@@ -325,6 +325,8 @@ impl Connection {
             timing: shared.config.lock_stats,
             started: None,
         };
+        // The end of the last inline command timed for SLOWLOG; reset across waits.
+        let mut boundary: Option<u64> = None;
         loop {
             match decoder.decode(input) {
                 Ok(Some(request)) => {
@@ -336,11 +338,13 @@ impl Connection {
                             run.end(stats, &mut self.timed);
                             while let Some(d) = shared.pause.wait_for(write) {
                                 tokio::time::sleep(d.min(Duration::from_millis(20))).await;
+                                boundary = None;
                             }
                         }
                     }
                     let intercepted = if self.state.multi.is_some() {
                         run.end(stats, &mut self.timed);
+                        boundary = None;
                         command::transaction::intercept(
                             shared,
                             stats,
@@ -357,16 +361,23 @@ impl Connection {
                             None => Flow::Continue,
                             Some(d) if d.offload(args) => {
                                 run.end(stats, &mut self.timed);
+                                boundary = None;
                                 self.run_offloaded(shared, stats, d, request, output).await
                             }
                             Some(d) => {
                                 run.command(&mut self.timed, d.index);
-                                let t0 = shared.times_commands().then(latency::ticks);
+                                // SLOWLOG / latency monitor: one clock read per command, at
+                                // its end; it started where the previous one ended (its
+                                // decode included), or at the batch's first command.
+                                let t0 = shared
+                                    .times_commands()
+                                    .then(|| *boundary.get_or_insert_with(latency::ticks));
                                 let (flow, failed) =
                                     command::run(shared, &mut self.state, d.index, args, output);
                                 if let Some(t0) = t0 {
-                                    let ns =
-                                        latency::ticks_to_ns(latency::ticks().saturating_sub(t0));
+                                    let now = latency::ticks();
+                                    boundary = Some(now);
+                                    let ns = latency::ticks_to_ns(now.saturating_sub(t0));
                                     shared.command_took(d.index, ns, args, &self.state);
                                 }
                                 stats.call(d.index, failed);
@@ -395,6 +406,7 @@ impl Connection {
                     }
                     if output.len() >= FLUSH_THRESHOLD {
                         run.end(stats, &mut self.timed);
+                        boundary = None;
                         if self.flush(stats, output).await.is_err() {
                             return Flow::Close;
                         }

@@ -617,9 +617,20 @@ fn monitor_streams_commands_as_redis_formats_them() {
     cmd(&mut c, &["GET", "k"]);
     let lines: Vec<String> = (0..3).map(|_| read_line(&mut mon)).collect();
     // +<secs>.<micros> [<db> <addr>] "arg" ...; CONFIG (admin) is not shown.
-    assert!(lines[0].starts_with('+') && lines[0].contains(&format!(" [2 {addr}] \"SELECT\" \"2\"")), "{lines:?}");
-    assert!(lines[1].ends_with(&format!("[2 {addr}] \"SET\" \"k\" \"a \\\"b\\\"\\n\\x01\"\r\n")), "{lines:?}");
-    assert!(lines[2].ends_with(&format!("[2 {addr}] \"GET\" \"k\"\r\n")), "{lines:?}");
+    assert!(
+        lines[0].starts_with('+') && lines[0].contains(&format!(" [2 {addr}] \"SELECT\" \"2\"")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].ends_with(&format!(
+            "[2 {addr}] \"SET\" \"k\" \"a \\\"b\\\"\\n\\x01\"\r\n"
+        )),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].ends_with(&format!("[2 {addr}] \"GET\" \"k\"\r\n")),
+        "{lines:?}"
+    );
     // The monitor can still quit.
     assert_eq!(cmd(&mut mon, &["QUIT"]), "+OK\r\n");
 }
