@@ -14,7 +14,7 @@ VALUE=${VALUE:-1000}
 THETA=${THETA:-0.99}
 READS=${READS:-0.5}
 POLICY=${POLICY:-allkeys-lru}
-cargo build --release -q -p shardcache-server -p shardcache-client
+cargo build --release -q -p shardcache-server -p shardcache-bench
 BENCH=target/release/shardcache-bench
 RPORT=${RPORT:-16381}
 SPORT=${SPORT:-16382}

@@ -10,7 +10,8 @@
 //! - [`Error`] keeps server error replies apart from I/O, protocol and timeout
 //!   failures.
 //!
-//! The crate also ships the `shardcache-bench` load generator (see `src/bench/`).
+//! The `shardcache-bench` load generator is a crate of its own (`client/bench/`), so an
+//! application that only wants a RESP client pulls in none of its dependencies.
 //!
 //! ```no_run
 //! # async fn demo() -> shardcache_client::Result<()> {
@@ -26,7 +27,6 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod bench;
 mod client;
 mod connection;
 mod error;

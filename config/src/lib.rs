@@ -34,6 +34,9 @@ pub const MAXMEMORY_POLICIES: [&str; 8] = [
 /// per-shard metric series become a burden.
 pub const MAX_SHARDS: usize = 65536;
 
+/// The default metrics port is the Redis port plus this (6379 → 9379).
+pub const METRICS_PORT_OFFSET: u16 = 3000;
+
 /// An option had a value that cannot work. The message names the option and the reason.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid value for --{option}: {reason}")]
@@ -273,13 +276,12 @@ pub struct Config {
     #[arg(long = "cgroup-root", env = "SHARDCACHE_CGROUP_ROOT", default_value_os_t = default_cgroup_root(), hide = true)]
     pub cgroup_root: PathBuf,
 
-    /// Address of the Prometheus metrics HTTP endpoint (path /metrics). Empty turns it off.
-    #[arg(
-        long = "metrics-addr",
-        env = "SHARDCACHE_METRICS_ADDR",
-        default_value = "127.0.0.1:9379"
-    )]
-    pub metrics_addr: String,
+    /// Address of the Prometheus metrics HTTP endpoint (path /metrics). Default: the `--bind`
+    /// address and `--port` + 3000 (6379 → 9379, 6380 → 9380), so instances that differ only
+    /// by `--port` do not collide; `--port 0` gives an ephemeral metrics port too. Empty turns
+    /// it off.
+    #[arg(long = "metrics-addr", env = "SHARDCACHE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 
     /// Bound the per-shard metric series to the K most contended shards (0: every shard).
     /// Totals over all shards are always exported. Useful above a few thousand shards.
@@ -363,6 +365,7 @@ impl Config {
     /// # Errors
     /// The first option whose value cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.metrics_socket_addr()?;
         if self.shards == 0 || !self.shards.is_power_of_two() || self.shards > MAX_SHARDS {
             return Err(ConfigError::new(
                 "shards",
@@ -447,12 +450,28 @@ impl Config {
         Ok(SocketAddr::new(ip, self.port))
     }
 
-    /// The metrics endpoint's address, or `None` when `--metrics-addr` is empty.
+    /// The metrics endpoint's address, or `None` when `--metrics-addr` is empty; when it is
+    /// not given, the Redis address with the port + [`METRICS_PORT_OFFSET`].
     ///
     /// # Errors
     /// When the value is neither empty nor `IP:PORT`.
     pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        let s = self.metrics_addr.trim();
+        let Some(s) = self.metrics_addr.as_deref().map(str::trim) else {
+            let redis = self.listen_addr()?;
+            let port = match redis.port() {
+                0 => 0,
+                p => p.checked_add(METRICS_PORT_OFFSET).ok_or_else(|| {
+                    ConfigError::new(
+                        "metrics-addr",
+                        format!(
+                            "the default metrics port (--port + {METRICS_PORT_OFFSET}) is \
+                             above 65535 for --port {p}: set --metrics-addr"
+                        ),
+                    )
+                })?,
+            };
+            return Ok(Some(SocketAddr::new(redis.ip(), port)));
+        };
         if s.is_empty() {
             return Ok(None);
         }
@@ -551,6 +570,28 @@ mod tests {
             c.metrics_socket_addr().unwrap(),
             Some("127.0.0.1:9379".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn metrics_port_follows_the_redis_port() {
+        let at = |args: &[&str]| parse(args).unwrap().metrics_socket_addr().unwrap();
+        assert_eq!(
+            at(&["--port", "6380"]),
+            Some("127.0.0.1:9380".parse().unwrap())
+        );
+        assert_eq!(
+            at(&["--port", "7000", "--bind", "0.0.0.0"]),
+            Some("0.0.0.0:10000".parse().unwrap())
+        );
+        assert_eq!(at(&["--port", "0"]), Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(
+            at(&["--port", "6380", "--metrics-addr", "127.0.0.1:9999"]),
+            Some("127.0.0.1:9999".parse().unwrap())
+        );
+        assert_eq!(at(&["--metrics-addr", ""]), None);
+        // Refused at start, in one line naming the option.
+        let e = parse(&["--port", "64000"]).unwrap_err();
+        assert!(e.to_string().contains("set --metrics-addr"), "{e}");
     }
 
     #[test]

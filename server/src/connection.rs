@@ -65,7 +65,7 @@ enum ReadOutcome {
 }
 
 /// Per-connection state that commands read and change (`SELECT`, `HELLO`, `CLIENT SETNAME`).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ClientState {
     /// `CLIENT ID`.
     pub id: u64,
@@ -80,6 +80,30 @@ pub struct ClientState {
     /// Passed `AUTH` (or needed none when it connected). Until then only `no_auth` commands
     /// run while a password is set.
     pub authenticated: bool,
+    /// The queued transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<Box<command::transaction::MultiState>>,
+    /// Watched keys (`WATCH`), unwatched when this is dropped.
+    pub watching: Option<Box<command::transaction::WatchState>>,
+    /// `CLIENT NO-TOUCH on`: this client's reads leave keys' LRU/LFU alone.
+    pub no_touch: bool,
+}
+
+impl Clone for ClientState {
+    /// A copy to run one command on another thread (see `run_offloaded`): the transaction
+    /// and watch state are not copied; they stay with the connection.
+    fn clone(&self) -> Self {
+        ClientState {
+            id: self.id,
+            peer: self.peer,
+            db: self.db,
+            version: self.version,
+            name: self.name.clone(),
+            authenticated: self.authenticated,
+            multi: None,
+            watching: None,
+            no_touch: self.no_touch,
+        }
+    }
 }
 
 impl ClientState {
@@ -93,6 +117,9 @@ impl ClientState {
             version: Version::Resp2,
             name: None,
             authenticated: !shared.auth.required(),
+            multi: None,
+            watching: None,
+            no_touch: false,
         }
     }
 }
@@ -173,6 +200,10 @@ impl Connection {
                 db: 0,
                 created: Instant::now(),
                 resp: 2,
+                no_evict: false,
+                no_touch: false,
+                lib_name: None,
+                lib_ver: None,
             },
             Some(self.stream.as_raw_fd()),
         );
@@ -265,20 +296,44 @@ impl Connection {
                 Ok(Some(request)) => {
                     let before = output.len();
                     let args = request.args();
-                    let flow = match command::dispatch(shared, stats, &self.state, args, output) {
-                        None => Flow::Continue,
-                        Some(d) if d.offload(args) => {
+                    if shared.pause.is_active() {
+                        // `CLIENT PAUSE`: the command waits (replies stay in order).
+                        if let Some(write) = command::pause_class(shared, args) {
                             run.end(stats, &mut self.timed);
-                            self.run_offloaded(shared, stats, d, request, output).await
+                            while let Some(d) = shared.pause.wait_for(write) {
+                                tokio::time::sleep(d.min(Duration::from_millis(20))).await;
+                            }
                         }
-                        Some(d) => {
-                            run.command(&mut self.timed, d.index);
-                            let (flow, failed) =
-                                command::run(shared, &mut self.state, d.index, args, output);
-                            stats.call(d.index, failed);
-                            drop(request);
-                            flow
-                        }
+                    }
+                    let intercepted = if self.state.multi.is_some() {
+                        run.end(stats, &mut self.timed);
+                        command::transaction::intercept(
+                            shared,
+                            stats,
+                            &mut self.state,
+                            args,
+                            output,
+                        )
+                    } else {
+                        None
+                    };
+                    let flow = match intercepted {
+                        Some(flow) => flow,
+                        None => match command::dispatch(shared, stats, &self.state, args, output) {
+                            None => Flow::Continue,
+                            Some(d) if d.offload(args) => {
+                                run.end(stats, &mut self.timed);
+                                self.run_offloaded(shared, stats, d, request, output).await
+                            }
+                            Some(d) => {
+                                run.command(&mut self.timed, d.index);
+                                let (flow, failed) =
+                                    command::run(shared, &mut self.state, d.index, args, output);
+                                stats.call(d.index, failed);
+                                drop(request);
+                                flow
+                            }
+                        },
                     };
                     if output.len() - before > self.output_limit()
                         && output.get(before) != Some(&b'$')
@@ -346,7 +401,11 @@ impl Connection {
         });
         match job.await {
             Ok((client, out, flow, failed, ns)) => {
+                let multi = self.state.multi.take();
+                let watching = self.state.watching.take();
                 self.state = client;
+                self.state.multi = multi;
+                self.state.watching = watching;
                 *output = out;
                 stats.call(d.index, failed);
                 if let Some(ns) = ns {

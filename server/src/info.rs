@@ -68,6 +68,7 @@ fn server(shared: &Shared, out: &mut String) -> bool {
          multiplexing_api:tokio\r\n\
          process_id:{}\r\n\
          tcp_port:{}\r\n\
+         metrics_port:{}\r\n\
          threads:{}\r\n\
          uptime_in_seconds:{}\r\n\
          uptime_in_days:{}\r\n\
@@ -80,6 +81,7 @@ fn server(shared: &Shared, out: &mut String) -> bool {
         usize::BITS,
         std::process::id(),
         shared.port,
+        shared.metrics_port.get().copied().unwrap_or(0),
         shared.threads,
         uptime,
         uptime / 86400,

@@ -58,6 +58,10 @@ impl Listening {
             None => None,
         };
         let shared = Arc::new(Shared::new(config, port)?);
+        if let Some(m) = metrics.as_ref().and_then(|l| l.local_addr().ok()) {
+            let _ = shared.metrics_port.set(m.port());
+            info!(addr = %m, "metrics endpoint listening");
+        }
         Ok(Listening {
             listener,
             metrics,
@@ -116,7 +120,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
-    let reclaimer = shared.store.spawn_reclaimer(EXPIRE_INTERVAL);
+    let reclaimer = shardcache_storage::Reclaimer::spawn(&shared.store, EXPIRE_INTERVAL);
     let workers = Workers::start(shared.threads)?;
 
     info!(
@@ -131,6 +135,9 @@ pub async fn run(
     tokio::select! {
         () = accept_loop(&listener, &shared, &workers, &tracker) => {}
         () = shutdown => {}
+        () = shared.shutdown_request.notified() => {
+            info!("SHUTDOWN requested by a client");
+        }
     }
 
     let open = shared.conns.connected_clients.load(Ordering::Relaxed);

@@ -47,6 +47,12 @@ pub struct Shared {
     pub started: Instant,
     /// The port actually bound (differs from `config.port` when that was 0).
     pub port: u16,
+    /// The metrics endpoint's port actually bound, once it is (`INFO server`).
+    pub metrics_port: std::sync::OnceLock<u16>,
+    /// `SHUTDOWN` asks the accept loop to stop, as SIGTERM does.
+    pub shutdown_request: tokio::sync::Notify,
+    /// `CLIENT PAUSE`: until when (unix ms) and for which commands.
+    pub pause: Pause,
     /// Set once when the server begins to shut down; each connection reads it once per batch.
     pub shutting_down: AtomicBool,
     /// Worker threads serving clients (`--threads`).
@@ -80,6 +86,14 @@ pub struct ClientInfo {
     pub created: Instant,
     /// 2 or 3.
     pub resp: u8,
+    /// `CLIENT NO-EVICT on` (flag `e`).
+    pub no_evict: bool,
+    /// `CLIENT NO-TOUCH on` (flag `T`).
+    pub no_touch: bool,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Option<String>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Option<String>,
 }
 
 /// One registered connection.
@@ -132,6 +146,31 @@ impl ClientRegistry {
     /// written. Connections then see [`Shared::shutting_down`] and close. Done under the
     /// registry lock, which a connection takes to unregister before its socket closes, so no
     /// descriptor here can have been closed and reused.
+    /// `CLIENT KILL`: shuts down (both ways) the socket of every client `matches` accepts,
+    /// except `skip`; each connection notices at its next read or write and closes. Returns
+    /// how many were killed.
+    pub fn kill(
+        &self,
+        skip: Option<u64>,
+        mut matches: impl FnMut(u64, &ClientInfo) -> bool,
+    ) -> usize {
+        let map = self.map.lock();
+        let mut n = 0;
+        for (&id, r) in map.iter() {
+            if Some(id) == skip || !matches(id, &r.info) {
+                continue;
+            }
+            if let Some(fd) = r.fd {
+                // SAFETY: as in `wake_all`.
+                unsafe {
+                    libc::shutdown(fd, libc::SHUT_RDWR);
+                }
+            }
+            n += 1;
+        }
+        n
+    }
+
     pub fn wake_all(&self) {
         let map = self.map.lock();
         for fd in map.values().filter_map(|r| r.fd) {
@@ -213,6 +252,9 @@ impl Shared {
             limits,
             started: Instant::now(),
             port,
+            metrics_port: std::sync::OnceLock::new(),
+            shutdown_request: tokio::sync::Notify::new(),
+            pause: Pause::default(),
             shutting_down: AtomicBool::new(false),
             threads: config.threads.max(1),
             stats: Stats::new(config.threads),
@@ -251,4 +293,59 @@ impl Shared {
     pub fn new_client_id(&self) -> u64 {
         self.conns.next_client_id.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// `CLIENT PAUSE` state: read by every connection before a command (one load of a line that
+/// is written only by `CLIENT PAUSE`/`UNPAUSE`).
+#[derive(Debug, Default)]
+pub struct Pause {
+    /// Unix ms until which commands wait; 0 = not paused.
+    until_ms: std::sync::atomic::AtomicU64,
+    /// Pause every command (`ALL`), not only writes (`WRITE`).
+    all: AtomicBool,
+}
+
+impl Pause {
+    /// Pauses for `ms` (`all`: every command, else writes). A shorter pause than one in force
+    /// does not shorten it, as in Redis.
+    pub fn pause(&self, ms: u64, all: bool) {
+        let until = unix_ms().saturating_add(ms);
+        let cur = self.until_ms.load(Ordering::Acquire);
+        if until > cur || all {
+            self.all.store(all, Ordering::Release);
+        }
+        self.until_ms.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// Whether a pause may be in force (one load; [`Pause::wait_for`] decides).
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.until_ms.load(Ordering::Relaxed) != 0
+    }
+
+    /// `CLIENT UNPAUSE`.
+    pub fn unpause(&self) {
+        self.until_ms.store(0, Ordering::Release);
+    }
+
+    /// How long a command must still wait (`None`: run now). `write` says whether it is a
+    /// write command.
+    #[inline]
+    pub fn wait_for(&self, write: bool) -> Option<std::time::Duration> {
+        let until = self.until_ms.load(Ordering::Acquire);
+        if until == 0 {
+            return None;
+        }
+        let now = unix_ms();
+        if now >= until || !(write || self.all.load(Ordering::Acquire)) {
+            return None;
+        }
+        Some(std::time::Duration::from_millis(until - now))
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -11,17 +11,18 @@
 //!   i.e. the shard's exact soonest-expiring key;
 //! * keys found already expired are the best candidates and are counted as expired.
 //!
-//! Random sampling inside a `HashTable` (which has no index access) probes the table with
-//! random hashes via `iter_hash` (one group per probe, ~10% of probes hit), falling back to
-//! a linear skip; tables of at most 32 entries are sampled exhaustively.
+//! Random sampling inside a table (hashbrown has no index access) picks a random segment
+//! and probes it with a random hash via `iter_hash` (one group per probe, ~10% of probes
+//! hit), falling back to a linear skip; tables of at most 32 entries are sampled
+//! exhaustively.
 
-use crate::entry::{lfu_decayed, Entry};
+use crate::entry::{lfu_decayed, EntryBox};
 use crate::error::OutOfMemory;
+use crate::globals::Globals;
 use crate::policy::EvictionPolicy;
-use crate::shard::{ShardData, ShardMut};
-use crate::store::Store;
+use crate::shard::{Shard, ShardData, ShardMut};
+use crate::table::Table;
 use bytes::Bytes;
-use hashbrown::HashTable;
 use rand::Rng;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -75,10 +76,10 @@ impl EvictionPool {
 /// most 32, or at most `n`: a `maxmemory-samples` as large as `i32::MAX` then costs one pass,
 /// not `32 n` probes under the shard lock). May repeat entries.
 pub(crate) fn sample_table<'t>(
-    table: &'t HashTable<Entry>,
+    table: &'t Table,
     n: usize,
     rng: &mut impl Rng,
-    mut out: impl FnMut(&'t Entry),
+    mut out: impl FnMut(&'t EntryBox),
 ) {
     let len = table.len();
     if len == 0 {
@@ -88,11 +89,16 @@ pub(crate) fn sample_table<'t>(
         table.iter().for_each(out);
         return;
     }
+    let segs = table.segments();
     let mut got = 0;
     let mut tries = 0;
     while got < n && tries < n * 32 {
         tries += 1;
-        if let Some(e) = table.iter_hash(rng.random()).next() {
+        let seg = &segs[rng.random_range(0..segs.len())];
+        if seg.is_empty() {
+            continue;
+        }
+        if let Some(e) = seg.iter_hash(rng.random()).next() {
             out(e);
             got += 1;
         }
@@ -105,16 +111,30 @@ pub(crate) fn sample_table<'t>(
     }
 }
 
-impl Store {
-    fn score(&self, policy: EvictionPolicy, e: &Entry, now: u64) -> u64 {
+/// What eviction works on: the shards and the store's settings (the store hands these in,
+/// so this module sits below `store`).
+pub(crate) struct Evictor<'a> {
+    pub(crate) shards: &'a [Shard],
+    pub(crate) g: &'a Globals,
+}
+
+impl Evictor<'_> {
+    fn used_memory(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.used_memory.load(Relaxed))
+            .sum()
+    }
+
+    fn score(&self, policy: EvictionPolicy, e: &EntryBox, now: u64) -> u64 {
         if e.expired_at(now) {
             return u64::MAX;
         }
         match policy {
-            EvictionPolicy::VolatileTtl => u64::MAX - 1 - e.expires_at_ms,
-            p if p.is_lfu() => 255 - lfu_decayed(e.access.load(Relaxed), now) as u64,
+            EvictionPolicy::VolatileTtl => u64::MAX - 1 - e.expires_at(),
+            p if p.is_lfu() => 255 - lfu_decayed(e.access().load(Relaxed), now) as u64,
             EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom => 0,
-            _ => (now as u32).wrapping_sub(e.access.load(Relaxed)) as u64,
+            _ => (now as u32).wrapping_sub(e.access().load(Relaxed)) as u64,
         }
     }
 
@@ -135,18 +155,18 @@ impl Store {
         ) {
             1
         } else {
-            self.samples()
+            self.g.samples.load(Relaxed)
         };
-        let g = self.shards[idx].lock.read();
+        let g = self.shards[idx].read();
         let data: &ShardData = &g;
         let offered = std::cell::Cell::new(0usize);
-        let mut offer = |e: &Entry, db: usize| {
+        let mut offer = |e: &EntryBox, db: usize| {
             pool.offer(Candidate {
                 score: self.score(policy, e, now),
                 shard: idx,
                 db,
-                hash: e.hash,
-                key: e.key.clone(),
+                hash: self.g.hash(e.key()),
+                key: Bytes::copy_from_slice(e.key()),
             });
             offered.set(offered.get() + 1);
         };
@@ -157,11 +177,7 @@ impl Store {
             }
             let lookup = |i: usize| {
                 let it = &items[i];
-                let db = it.db as usize;
-                data.tables[db]
-                    .find(it.hash, |e| e.hash == it.hash && e.key == it.key)
-                    .filter(|e| e.expires_at_ms == it.at)
-                    .map(|e| (e, db))
+                data.find_item(self.g, it).map(|e| (e, it.db()))
             };
             if policy == EvictionPolicy::VolatileTtl {
                 // The heap's first element is the shard's soonest expiry.
@@ -206,13 +222,13 @@ impl Store {
     /// Evicts one candidate if it still exists (and still has a TTL for volatile policies).
     fn evict(&self, c: &Candidate, volatile: bool, now: u64) -> bool {
         let shard = &self.shards[c.shard];
-        let mut g = shard.lock.write();
+        let mut g = shard.write();
         let mut sm = ShardMut {
-            store: self,
+            g: self.g,
             shard,
             data: &mut g,
         };
-        let removed = sm.remove_if(c.db, c.hash, &c.key, |e| !volatile || e.expires_at_ms != 0);
+        let removed = sm.remove_if(c.db, c.hash, &c.key, |e| !volatile || e.expires_at() != 0);
         if removed.is_some() && volatile {
             sm.pop_stale_expiry_top();
         }
@@ -231,25 +247,25 @@ impl Store {
         }
     }
 
-    /// The slow path of [`Store::reclaim_memory`].
+    /// The slow path of `Store::reclaim_memory`: evicts with `pool` (the store's, kept
+    /// between calls as Redis keeps its pool) until under `maxmemory`.
     #[cold]
-    pub(crate) fn evict_until_under(&self) -> Result<(), OutOfMemory> {
-        let mut pool = self.evict_pool.lock();
-        self.tick();
-        let now = self.now_ms();
+    pub(crate) fn evict_until_under(&self, pool: &mut EvictionPool) -> Result<(), OutOfMemory> {
+        let now = self.g.now_ms();
+        self.g.coarse_ms.store(now, Relaxed);
         let mut rng = rand::rng();
         let n = self.shards.len();
         let mut evicted = 0u64;
         let mut fruitless = 0u32;
         loop {
-            let max = self.maxmemory();
+            let max = self.g.maxmemory.load(Relaxed);
             if max == 0 || self.used_memory() <= max {
                 if evicted > 0 {
                     tracing::debug!(evicted, "evicted keys to get under maxmemory");
                 }
                 return Ok(());
             }
-            let policy = self.policy();
+            let policy = self.g.policy();
             if policy == EvictionPolicy::NoEviction || fruitless > 1000 {
                 return Err(OutOfMemory);
             }
@@ -259,18 +275,11 @@ impl Store {
             ) {
                 pool.clear();
             }
-            self.sample_shard(
-                rng.random_range(0..n),
-                policy,
-                &mut pool,
-                &mut rng,
-                now,
-                false,
-            );
+            self.sample_shard(rng.random_range(0..n), policy, pool, &mut rng, now, false);
             if pool.cands.is_empty() {
                 // Sweep every shard before concluding nothing is evictable.
                 for idx in 0..n {
-                    self.sample_shard(idx, policy, &mut pool, &mut rng, now, true);
+                    self.sample_shard(idx, policy, pool, &mut rng, now, true);
                     if !pool.cands.is_empty() {
                         break;
                     }

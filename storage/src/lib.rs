@@ -13,17 +13,20 @@
 //!   contended waits into a histogram ([`LOCK_WAIT_BUCKETS_NS`]): the store *shows its own
 //!   lock contention* ([`Store::shard_stats`]) and which keys cause it
 //!   ([`Store::hot_keys`]).
-//! * Values are `Bytes`: reads return a clone of the handle, writes store the caller's
-//!   handles.
+//! * A key is one heap block holding its header, key and value ([`entry_memory`] and the
+//!   `entry` module); a table slot is one pointer to it. Readers copy what they need under
+//!   the read lock ([`EntryRef`]); only values in a buffer of their own (over
+//!   [`INLINE_MAX`], or where that costs less memory) are shared as `Bytes`.
 //! * Expiry is lazy (an expired entry is never observable) plus active (a per-shard
-//!   expiry index drained by [`Store::expire_cycle`], run by [`Store::spawn_reclaimer`]).
+//!   expiry index drained by [`Store::expire_cycle`], run by [`Reclaimer::spawn`]).
 //! * Memory is accounted per entry ([`memory`]) and bounded by `maxmemory` with Redis's
 //!   eviction policies ([`EvictionPolicy`], [`Store::reclaim_memory`]).
 //!
 //! ## Invariants
 //!
-//! * The plain GET / SET path reads no clock and allocates nothing but the stored key and
-//!   value.
+//! * The plain GET / SET path reads no clock and allocates nothing but the stored entry.
+//! * No module depends on one above it: `memory` < `entry` < `table` < `shard` < `evict` <
+//!   `store` < `reclaimer`; shards borrow the store's `Globals`, never the `Store`.
 //! * Multi-key operations lock shards in ascending index order.
 //! * Every mutation goes through one place that keeps memory, TTL and key counts exact.
 
@@ -34,6 +37,7 @@ mod entry;
 mod error;
 mod evict;
 mod glob;
+mod globals;
 mod hotkeys;
 mod lock;
 pub mod memory;
@@ -41,9 +45,10 @@ mod policy;
 mod reclaimer;
 mod shard;
 mod store;
+mod table;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use entry::{EntryRef, Expiry};
+pub use entry::{entry_memory, EntryRef, Expiry, Removed, INLINE_MAX};
 pub use error::{OutOfMemory, StorageError};
 pub use glob::glob_match;
 pub use hotkeys::{
@@ -52,7 +57,8 @@ pub use hotkeys::{
 pub use lock::{InstrumentedRwLock, LockModeStats, LOCK_WAIT_BUCKETS_NS};
 pub use policy::{EvictionPolicy, UnknownPolicy};
 pub use reclaimer::{Reclaimer, RECLAIM_BUDGET_PER_SHARD};
+pub use shard::WatchFlag;
 pub use store::{
-    DbStats, MultiRead, MultiSlots, ShardStats, Slot, Store, StoreConfig, StoreStats,
+    DbStats, MultiRead, MultiSlots, NoTouch, ShardStats, Slot, Store, StoreConfig, StoreStats,
     MAX_DATABASES, MAX_SHARDS, MAX_TABLES,
 };

@@ -1,70 +1,73 @@
 //! Memory accounting model.
 //!
-//! `used_memory` is an *estimate* of the heap the store's entries occupy, computed the same
-//! way for every entry so that it is cheap (a few integer operations per write), exact in
-//! the sense of being reversible (insert then delete returns to 0) and close enough to RSS
-//! growth to make `maxmemory` meaningful. Per entry we charge:
+//! `used_memory` is what `maxmemory` enforces, so it must track what the process really
+//! holds, not just the payload. It is the sum of:
 //!
-//! * **the hash table slot**: `size_of::<Entry>()` (key and value `Bytes` handles, the expiry
-//!   time, the stored hash and the LRU/LFU word: 88 bytes on 64-bit) plus 1 control byte of
-//!   the SwissTable — [`SLOT_BYTES`];
-//! * **the key and value buffers** as glibc malloc chunks: a request of `n > 0` bytes takes
-//!   `max(32, round_up(n + 8, 16))` bytes (8-byte chunk header, 16-byte granularity, 32-byte
-//!   minimum chunk) — [`malloc_chunk`]. Empty buffers are static and cost nothing;
-//! * **the `Bytes` shared header** (`bytes::Shared`: buffer pointer, capacity, refcount =
-//!   24 bytes, a 32-byte chunk) for each non-empty buffer. A `Bytes` made from a `Vec`
-//!   allocates it lazily on first clone, which the store does on every GET, so we always
-//!   charge it — [`SHARED_HEADER_BYTES`].
+//! * **each entry's block** (see [`crate::entry_memory`]), charged at the allocator's size
+//!   class for its size — [`alloc_size`] models mimalloc's bins (the server's global allocator; the
+//!   server's `mimalloc_model` test checks the model against `mi_usable_size`): 8 bytes,
+//!   then multiples of 16 up to 64, then four bins per power of two (~12.5% worst internal
+//!   waste), 64 KiB slices above [`LARGE_OBJECT`] and 256 KiB slices above [`HUGE_OBJECT`]. (An 8-aligned request that finds
+//!   its page without a free block is over-allocated by 7 bytes, which can move it up a bin;
+//!   that happens once per page refill and is not modelled);
+//! * for a value stored in its own buffer, that buffer's size class and the 32-byte
+//!   `Bytes` owner header allocated with it — [`external_cost`];
+//! * **the tables**: each segment's real allocation (`buckets` pointers of 8 bytes and
+//!   `buckets + 16` control bytes, as hashbrown reports it), charged when it grows or is
+//!   freed, so the load factor's empty slots are counted;
+//! * **the expiry index**: its vector's capacity, 16 bytes per item.
 //!
-//! So `entry_memory(k, v) = key_len + value_len + ENTRY_OVERHEAD + rounding(k) + rounding(v)`
-//! where [`ENTRY_OVERHEAD`] = slot + two shared headers + two chunk headers (for non-empty
-//! buffers) and `rounding` is the malloc size-class waste.
-//!
-//! Not charged (documented approximations): the table's unused slots (load factor <= 7/8,
-//! power-of-two capacities, so up to ~2x of the slot cost after a resize), the expiry index
-//! (48 bytes per TTL'd write, reclaimed lazily), per-shard fixed structures, and sharing
-//! between a stored value and a handle a client still holds.
+//! Not charged: per-shard and per-connection fixed structures (a few KiB each), the
+//! allocator's own metadata and partly-filled pages. Charging real capacities keeps the
+//! model within a few percent of RSS growth for any mix of sizes (`scripts/bench-memory.sh`
+//! prints the ratio).
 
-use crate::entry::Entry;
+/// Largest object served from mimalloc's size classes; above it, 64 KiB slices.
+pub const LARGE_OBJECT: usize = 512 * 1024;
+/// Objects above this size are rounded to 256 KiB (mimalloc's arena slices).
+pub const HUGE_OBJECT: usize = 2 * 1024 * 1024;
 
-/// Bytes of one SwissTable slot holding an entry (88 bytes on 64-bit) plus one control byte.
-pub const SLOT_BYTES: u64 = std::mem::size_of::<Entry>() as u64 + 1;
+/// Bytes of a `Bytes::from_owner` header for a boxed slice (reference count, drop function,
+/// the box's pointer and length).
+pub const EXTERNAL_HEADER_BYTES: u64 = 32;
 
-/// Charge for one `Bytes` shared header: a 24-byte struct in a 32-byte malloc chunk.
-pub const SHARED_HEADER_BYTES: u64 = 32;
+/// Bytes of one expiry index item.
+pub const EXPIRY_ITEM_BYTES: u64 = 16;
 
-/// glibc malloc chunk header on 64-bit.
-const MALLOC_HEADER: u64 = 8;
-
-/// Fixed per-entry overhead for an entry with a non-empty key and value: the slot, two
-/// `Bytes` shared headers, and two malloc chunk headers. Size-class rounding is extra.
-pub const ENTRY_OVERHEAD: u64 = SLOT_BYTES + 2 * SHARED_HEADER_BYTES + 2 * MALLOC_HEADER;
-
-/// Size of the glibc malloc chunk serving a request of `n` bytes (0 for `n == 0`: empty
-/// `Bytes` do not allocate).
+/// The allocator's size class for a request of `n` bytes (0 for 0): mimalloc's bins.
 #[inline]
-pub fn malloc_chunk(n: usize) -> u64 {
+pub fn alloc_size(n: usize) -> u64 {
     if n == 0 {
         return 0;
     }
-    let n = n as u64;
-    (n.saturating_add(MALLOC_HEADER + 15) & !15).max(32)
+    if n > HUGE_OBJECT {
+        return (n as u64).next_multiple_of(256 * 1024);
+    }
+    if n > LARGE_OBJECT {
+        return (n as u64).next_multiple_of(64 * 1024);
+    }
+    let words = n.div_ceil(8) as u64;
+    if words <= 8 {
+        // x86-64 and aarch64 have 16-byte `max_align_t`: mimalloc rounds to even words.
+        return if words == 1 {
+            8
+        } else {
+            words.next_multiple_of(2) * 8
+        };
+    }
+    let w = words - 1;
+    let b = 63 - w.leading_zeros();
+    (((w >> (b - 2)) + 1) << (b - 2)) * 8
 }
 
-/// Charge for one `Bytes` buffer of `n` bytes: its malloc chunk plus its shared header.
+/// Memory of a value of `n` bytes kept in its own buffer: the buffer and its owner header.
 #[inline]
-fn bytes_cost(n: usize) -> u64 {
+pub fn external_cost(n: usize) -> u64 {
     if n == 0 {
         0
     } else {
-        malloc_chunk(n) + SHARED_HEADER_BYTES
+        alloc_size(n) + EXTERNAL_HEADER_BYTES
     }
-}
-
-/// Accounted memory of one entry with a key of `key_len` and a value of `value_len` bytes.
-#[inline]
-pub fn entry_memory(key_len: usize, value_len: usize) -> u64 {
-    SLOT_BYTES + bytes_cost(key_len) + bytes_cost(value_len)
 }
 
 #[cfg(test)]
@@ -72,24 +75,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn glibc_size_classes() {
-        assert_eq!(malloc_chunk(0), 0);
-        assert_eq!(malloc_chunk(1), 32);
-        assert_eq!(malloc_chunk(24), 32);
-        assert_eq!(malloc_chunk(25), 48);
-        assert_eq!(malloc_chunk(40), 48);
-        assert_eq!(malloc_chunk(41), 64);
-        assert_eq!(malloc_chunk(1000), 1008);
-        assert_eq!(malloc_chunk(usize::MAX) % 16, 0);
-    }
-
-    #[test]
-    fn entry_model() {
-        assert_eq!(std::mem::size_of::<Entry>(), 88);
-        assert_eq!(SLOT_BYTES, 89);
-        // 8-byte key and 8-byte value: 89 + 2 * (32 + 32).
-        assert_eq!(entry_memory(8, 8), 89 + 128);
-        assert_eq!(entry_memory(8, 8), 8 + 8 + ENTRY_OVERHEAD + 2 * (32 - 16));
-        assert_eq!(entry_memory(0, 0), SLOT_BYTES);
+    fn mimalloc_bins() {
+        assert_eq!(alloc_size(0), 0);
+        assert_eq!(alloc_size(1), 8);
+        assert_eq!(alloc_size(9), 16);
+        assert_eq!(alloc_size(17), 32);
+        assert_eq!(alloc_size(56), 64);
+        assert_eq!(alloc_size(64), 64);
+        assert_eq!(alloc_size(65), 80);
+        assert_eq!(alloc_size(81), 96);
+        assert_eq!(alloc_size(129), 160);
+        assert_eq!(alloc_size(1024), 1024);
+        assert_eq!(alloc_size(1048), 1280);
+        assert_eq!(alloc_size(LARGE_OBJECT + 1), LARGE_OBJECT as u64 + 65536);
     }
 }

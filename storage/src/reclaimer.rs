@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 /// Keys removed per shard per pass of the background cycle.
 pub const RECLAIM_BUDGET_PER_SHARD: usize = 2_000;
 
-/// Handle to the background expiry thread started by [`Store::spawn_reclaimer`]. Dropping
-/// it (or calling [`Reclaimer::stop`]) stops the thread and waits for it.
+/// Handle to the background expiry thread started by [`Reclaimer::spawn`]. Dropping it (or
+/// calling [`Reclaimer::stop`]) stops the thread and waits for it.
 #[derive(Debug)]
 pub struct Reclaimer {
     stop: Option<mpsc::Sender<()>>,
@@ -18,6 +18,18 @@ pub struct Reclaimer {
 }
 
 impl Reclaimer {
+    /// Starts the background expiry thread (`shardcache-expire`) for `store`: every
+    /// `interval` it runs [`Store::expire_cycle`] with a budget of
+    /// [`RECLAIM_BUDGET_PER_SHARD`] keys per shard, repeating while shards still have due
+    /// keys (up to half the interval), advances the LRU clock, and evicts if used memory is
+    /// above `maxmemory`. It holds only a weak reference: it ends when the store is dropped.
+    ///
+    /// # Panics
+    /// If the OS cannot spawn a thread.
+    pub fn spawn(store: &Arc<Store>, interval: Duration) -> Reclaimer {
+        spawn(Arc::downgrade(store), interval)
+    }
+
     /// Stops the thread and waits for its current pass to finish.
     pub fn stop(mut self) {
         self.shutdown();
@@ -39,7 +51,7 @@ impl Drop for Reclaimer {
     }
 }
 
-pub(crate) fn spawn(store: Weak<Store>, interval: Duration) -> Reclaimer {
+fn spawn(store: Weak<Store>, interval: Duration) -> Reclaimer {
     let (tx, rx) = mpsc::channel::<()>();
     let interval = interval.max(Duration::from_millis(1));
     let handle = std::thread::Builder::new()

@@ -1,20 +1,25 @@
 //! The sharded store.
 
 use crate::clock::{Clock, SystemClock};
-use crate::entry::{touch, Entry, EntryRef, Expiry};
+use crate::entry::{touch, EntryBox, EntryRef, Expiry, Removed};
 use crate::error::StorageError;
-use crate::evict::EvictionPool;
+use crate::evict::{sample_table, EvictionPool};
 use crate::glob::{glob_match, is_literal};
+use crate::globals::Globals;
 use crate::hotkeys::{should_sample, HotKey, SAMPLE_INTERVAL};
 use crate::lock::LockModeStats;
 use crate::policy::EvictionPolicy;
-use crate::shard::{KeySrc, Shard, ShardData, ShardMut, EXPIRE_BATCH};
+use crate::shard::{
+    in_transaction, ExpiryItem, HeldShards, Shard, ShardData, ShardMut, ShardRead, ShardWrite,
+    ValueSrc, WatchFlag, EXPIRE_BATCH,
+};
+use crate::table::{segment_of, Table, SEGMENTS};
 use bytes::Bytes;
-use hashbrown::HashTable;
-use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::Mutex;
 use rand::Rng;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::cell::Cell;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 /// Largest shard count (cursor encoding reserves 16 bits for the shard).
 pub const MAX_SHARDS: usize = 1 << 16;
@@ -97,17 +102,6 @@ pub struct StoreStats {
     pub used_memory: u64,
 }
 
-/// A value on its own cache line (for globally written atomics).
-#[repr(align(128))]
-#[derive(Default)]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-/// The process-wide hash seed: random per process, shared by all stores.
-fn process_hasher() -> ahash::RandomState {
-    static HASHER: OnceLock<ahash::RandomState> = OnceLock::new();
-    HASHER.get_or_init(ahash::RandomState::new).clone()
-}
-
 /// A sharded, lock-instrumented in-memory key-value store with Redis semantics for
 /// expiry and eviction. `Send + Sync`; share it as `Arc<Store>`.
 ///
@@ -117,16 +111,8 @@ fn process_hasher() -> ahash::RandomState {
 pub struct Store {
     pub(crate) shards: Box<[Shard]>,
     shard_mask: u64,
-    hasher: ahash::RandomState,
     databases: usize,
-    clock: Arc<dyn Clock>,
-    maxmemory: AtomicU64,
-    policy: AtomicU8,
-    samples: AtomicUsize,
-    /// Coarse clock (unix ms) for LRU/LFU, advanced by [`Store::tick`].
-    coarse_ms: AtomicU64,
-    /// Written on every write by every thread: its own cache line.
-    pub(crate) used_memory: Padded<AtomicU64>,
+    pub(crate) g: Globals,
     pub(crate) evict_pool: Mutex<EvictionPool>,
 }
 
@@ -167,20 +153,13 @@ impl Store {
         {
             return Err(StorageError::InvalidDatabases(cfg.databases));
         }
-        let now = clock.now_ms();
         Ok(Store {
             shards: (0..cfg.shards)
                 .map(|_| Shard::new(cfg.databases, cfg.instrument))
                 .collect(),
             shard_mask: cfg.shards as u64 - 1,
-            hasher: process_hasher(),
             databases: cfg.databases,
-            clock,
-            maxmemory: AtomicU64::new(cfg.maxmemory),
-            policy: AtomicU8::new(cfg.policy.to_u8()),
-            samples: AtomicUsize::new(cfg.samples.max(1)),
-            coarse_ms: AtomicU64::new(now),
-            used_memory: Padded(AtomicU64::new(0)),
+            g: Globals::new(clock, cfg.maxmemory, cfg.policy, cfg.samples),
             evict_pool: Mutex::new(EvictionPool::default()),
         })
     }
@@ -197,18 +176,19 @@ impl Store {
 
     /// Current time from the store's clock, unix ms (for computing `Expiry::At`).
     pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+        self.g.now_ms()
     }
 
     /// The key's hash (process-wide random seed). Computed once per command.
     #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        self.g.hash(key)
     }
 
     /// Shard index for a hash. Uses bits 32..48: the table inside a shard uses the low bits
-    /// for the bucket and the top 7 bits as the control tag, so the shard bits must be
-    /// neither (otherwise all keys of a shard would share a home bucket).
+    /// for the bucket, bits 48..56 for the segment and the top 7 bits as the control tag, so
+    /// the shard bits must be none of those (otherwise all keys of a shard would share a home
+    /// bucket).
     #[inline]
     fn shard_index(&self, hash: u64) -> usize {
         ((hash >> 32) & self.shard_mask) as usize
@@ -222,23 +202,31 @@ impl Store {
     /// Advances the coarse clock used for LRU/LFU from the real clock. The reclaimer calls
     /// this every tick (like Redis's `serverCron`); eviction calls it too.
     pub fn tick(&self) {
-        self.coarse_ms.store(self.clock.now_ms(), Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn coarse_now(&self) -> u64 {
-        self.coarse_ms.load(Relaxed)
+        self.g.coarse_ms.store(self.g.now_ms(), Relaxed);
     }
 
     /// Whether `e` is not expired; reads the clock only if it has a TTL.
     #[inline]
-    fn live(&self, e: &Entry) -> bool {
-        e.expires_at_ms == 0 || e.expires_at_ms > self.clock.now_ms()
+    pub(crate) fn live(&self, e: &EntryBox) -> bool {
+        let at = e.expires_at();
+        at == 0 || at > self.g.now_ms()
     }
 
     #[inline]
-    fn touch(&self, e: &Entry) {
-        touch(&e.access, self.policy().is_lfu(), self.coarse_now());
+    fn touch(&self, e: &EntryBox) {
+        if NO_TOUCH.with(Cell::get) {
+            return;
+        }
+        touch(e.access(), self.g.policy().is_lfu(), self.g.coarse_now());
+    }
+
+    #[inline]
+    fn shard_mut<'a>(&'a self, idx: usize, data: &'a mut ShardData) -> ShardMut<'a> {
+        ShardMut {
+            g: &self.g,
+            shard: &self.shards[idx],
+            data,
+        }
     }
 
     #[cold]
@@ -248,14 +236,15 @@ impl Store {
 
     // ---------------------------------------------------------------- single key
 
-    /// GET: the live value of `key`, as a cheap clone of the stored handle. Counts a
-    /// keyspace hit or miss and touches the key's LRU/LFU word.
+    /// GET: the live value of `key`, as an owned `Bytes` (see [`EntryRef::value_bytes`]).
+    /// Counts a keyspace hit or miss and touches the key's LRU/LFU word. A server writing the
+    /// value into a reply should use [`Store::read`] and copy it there instead.
     ///
     /// # Panics
     /// If `db >= self.databases()` (the caller validates `SELECT`).
     #[inline]
     pub fn get(&self, db: usize, key: &[u8]) -> Option<Bytes> {
-        self.read(db, key, |e| e.map(|e| e.value.clone()))
+        self.read(db, key, |e| e.map(|e| e.value_bytes()))
     }
 
     /// Generic lookup under the shard's read lock: `f` sees the live entry or `None`
@@ -289,10 +278,8 @@ impl Store {
         let hash = self.hash(key);
         let idx = self.shard_index(hash);
         let shard = &self.shards[idx];
-        let (guard, prev) = shard.lock.read_sampled();
-        let found = guard.tables[db]
-            .find(hash, |e| e.hash == hash && e.key == key)
-            .filter(|e| self.live(e));
+        let (guard, prev) = shard.read_sampled();
+        let found = guard.tables[db].find(hash, key).filter(|e| self.live(e));
         if lookup {
             let c = &shard.counters;
             match found {
@@ -324,42 +311,51 @@ impl Store {
         let hash = self.hash(key);
         let idx = self.shard_index(hash);
         let shard = &self.shards[idx];
-        let (mut guard, prev) = shard.lock.write_sampled();
-        let mut sm = ShardMut {
-            store: self,
-            shard,
-            data: &mut guard,
-        };
+        let (mut guard, prev) = shard.write_sampled();
+        let mut sm = self.shard_mut(idx, &mut guard);
         sm.remove_if_expired(db, hash, key);
-        let mut slot = Slot { sm, db, hash, key };
+        let mut slot = Slot {
+            sm,
+            db,
+            hash,
+            key,
+            garbage: None,
+        };
         let r = f(&mut slot);
+        let garbage = slot.garbage.take();
         drop(guard);
+        // A replaced or removed block is freed after the lock is released.
+        drop(garbage);
         if should_sample(prev) {
             self.sample_hot(idx, key);
         }
         r
     }
 
-    /// SET: stores `value` under `key` (both kept as given, no copy) and applies `expiry`.
+    /// SET: stores a copy of `value` under a copy of `key` and applies `expiry`. The entry's
+    /// block is built before the shard's write lock is taken and the replaced one is freed
+    /// after it is released: the lock covers only the table operation.
     ///
     /// # Panics
     /// If `db >= self.databases()`.
-    pub fn set(&self, db: usize, key: Bytes, value: Bytes, expiry: Expiry) {
-        let hash = self.hash(&key);
+    pub fn set(&self, db: usize, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, expiry: Expiry) {
+        let key = key.as_ref();
+        let hash = self.hash(key);
         let idx = self.shard_index(hash);
-        let shard = &self.shards[idx];
-        let (mut guard, prev) = shard.lock.write_sampled();
-        let mut sm = ShardMut {
-            store: self,
-            shard,
-            data: &mut guard,
+        let at = match expiry {
+            Expiry::At(t) => t,
+            _ => 0,
         };
-        sm.remove_if_expired(db, hash, &key);
-        let sampled = should_sample(prev).then(|| key.clone());
-        sm.set_value(db, hash, KeySrc::Owned(key), value, expiry);
+        let new = EntryBox::new(key, value.as_ref(), at != 0, at);
+        let shard = &self.shards[idx];
+        let (mut guard, prev) = shard.write_sampled();
+        let mut sm = self.shard_mut(idx, &mut guard);
+        sm.remove_if_expired(db, hash, key);
+        let old = sm.put(db, hash, key, new, expiry == Expiry::Keep);
         drop(guard);
-        if let Some(k) = sampled {
-            self.sample_hot(idx, &k);
+        drop(old);
+        if should_sample(prev) {
+            self.sample_hot(idx, key);
         }
     }
 
@@ -405,7 +401,7 @@ impl Store {
         let mut guards = Vec::with_capacity(shard_ids.len());
         let mut sampled = Vec::new();
         for &s in &shard_ids {
-            let (g, prev) = self.shards[s].lock.write_sampled();
+            let (g, prev) = self.shards[s].write_sampled();
             if should_sample(prev) {
                 sampled.push(s);
             }
@@ -413,12 +409,7 @@ impl Store {
         }
         for (i, key) in keys.iter().enumerate() {
             let (s, g) = &mut guards[pos[i]];
-            ShardMut {
-                store: self,
-                shard: &self.shards[*s],
-                data: g,
-            }
-            .remove_if_expired(db, hashes[i], key);
+            self.shard_mut(*s, g).remove_if_expired(db, hashes[i], key);
         }
         let mut ms = MultiSlots {
             store: self,
@@ -463,7 +454,7 @@ impl Store {
         let mut guards = Vec::with_capacity(shard_ids.len());
         let mut sampled = Vec::new();
         for &s in &shard_ids {
-            let (g, prev) = self.shards[s].lock.read_sampled();
+            let (g, prev) = self.shards[s].read_sampled();
             if should_sample(prev) {
                 sampled.push(s);
             }
@@ -489,6 +480,163 @@ impl Store {
         r
     }
 
+    // ---------------------------------------------------------------- transactions
+
+    /// Runs `f` as one atomic unit (`EXEC`): write-locks the shards of `keys` (every shard
+    /// for `None`, for commands whose keys are not known in advance), once each, in
+    /// ascending order like [`Store::write_many`], then runs `f`; while it runs, every store
+    /// operation *on this thread* uses those locks instead of taking its own, so no other
+    /// client observes part of what `f` does. The acquisitions are counted, and their waits
+    /// measured, like any other. An operation inside `f` on a shard that was not locked
+    /// takes its lock as usual (so the caller must name every key it will touch, or `None`).
+    /// A transaction inside a transaction just runs `f`.
+    ///
+    /// # Panics
+    /// If `f` panics (the locks are released and the held set restored first).
+    pub fn transaction<R>(&self, keys: Option<&[&[u8]]>, f: impl FnOnce() -> R) -> R {
+        if in_transaction() {
+            return f();
+        }
+        let mut ids: Vec<usize> = match keys {
+            Some(keys) => keys.iter().map(|k| self.shard_of(k)).collect(),
+            None => (0..self.shards.len()).collect(),
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        let mut guards: Vec<_> = ids.iter().map(|&i| self.shards[i].lock.write()).collect();
+        let mut held = HeldShards {
+            held: ids
+                .iter()
+                .zip(guards.iter_mut())
+                .map(|(&i, g)| (&self.shards[i] as *const Shard, &mut **g as *mut ShardData))
+                .collect(),
+        };
+        held.held.sort_unstable_by_key(|h| h.0);
+        let reset = held.install();
+        let r = f();
+        drop(reset);
+        // Memory changes made under the transaction are published like any others.
+        for (&i, g) in ids.iter().zip(guards.iter_mut()) {
+            ShardMut {
+                g: &self.g,
+                shard: &self.shards[i],
+                data: g,
+            }
+            .flush_memory();
+        }
+        drop(guards);
+        r
+    }
+
+    /// `WATCH`: from now on, any change to `key` in `db` (write, delete, expiry, eviction,
+    /// flush) sets `flag`. Returns whether the key is already logically expired (Redis does
+    /// not abort `EXEC` for a key that had expired before it was watched).
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn watch(&self, db: usize, key: &[u8], flag: &Arc<WatchFlag>) -> bool {
+        let hash = self.hash(key);
+        let mut g = self.shards[self.shard_index(hash)].write();
+        let expired = g.tables[db].find(hash, key).is_some_and(|e| !self.live(e));
+        let w = g.watches.get_or_insert_with(Box::default);
+        let flags = w
+            .keys
+            .entry((db as u32, Box::<[u8]>::from(key)))
+            .or_default();
+        if !flags.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            flags.push(Arc::clone(flag));
+        }
+        expired
+    }
+
+    /// Stops `flag` watching `key` in `db` (`UNWATCH`, `EXEC`, `DISCARD`, disconnect).
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn unwatch(&self, db: usize, key: &[u8], flag: &Arc<WatchFlag>) {
+        let hash = self.hash(key);
+        let mut g = self.shards[self.shard_index(hash)].write();
+        let Some(w) = g.watches.as_mut() else {
+            return;
+        };
+        let k = (db as u32, Box::<[u8]>::from(key));
+        if let Some(flags) = w.keys.get_mut(&k) {
+            flags.retain(|f| !Arc::ptr_eq(f, flag));
+            if flags.is_empty() {
+                w.keys.remove(&k);
+            }
+        }
+        if w.keys.is_empty() {
+            g.watches = None;
+        }
+    }
+
+    /// Whether `key` is in `db` but logically expired (`EXEC` aborts for a watched key that
+    /// expired after it was watched, even if nothing has removed it yet).
+    ///
+    /// # Panics
+    /// If `db >= self.databases()`.
+    pub fn is_expired(&self, db: usize, key: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let g = self.shards[self.shard_index(hash)].read();
+        g.tables[db].find(hash, key).is_some_and(|e| !self.live(e))
+    }
+
+    /// `OBJECT IDLETIME` in milliseconds from an entry's access word (LRU policies only).
+    pub fn object_idle_ms(&self, access_word: u32) -> u64 {
+        u64::from((self.g.coarse_now() as u32).wrapping_sub(access_word))
+    }
+
+    /// `OBJECT FREQ` from an entry's access word: the decayed LFU counter (LFU policies).
+    pub fn object_freq(&self, access_word: u32) -> u8 {
+        crate::entry::lfu_decayed(access_word, self.g.coarse_now())
+    }
+
+    /// `SWAPDB a b`: swaps two databases atomically (every shard is locked, in ascending
+    /// order, for the whole swap). Clients watching a key that exists in either database are
+    /// touched, as Redis does.
+    ///
+    /// # Panics
+    /// If `a` or `b` is not below `self.databases()`.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        assert!(a < self.databases && b < self.databases);
+        if a == b {
+            return;
+        }
+        self.transaction(None, || {
+            for shard in self.shards.iter() {
+                let mut g = shard.write();
+                let data: &mut ShardData = &mut g;
+                if let Some(w) = &data.watches {
+                    for ((db, key), flags) in &w.keys {
+                        let db = *db as usize;
+                        let h = self.hash(key);
+                        if (db == a || db == b)
+                            && (data.tables[a].find(h, key).is_some()
+                                || data.tables[b].find(h, key).is_some())
+                        {
+                            flags.iter().for_each(|f| f.touch());
+                        }
+                    }
+                }
+                data.tables.swap(a, b);
+                data.dbs.swap(a, b);
+                if data.ttl_keys > 0 {
+                    let items: Vec<ExpiryItem> = std::mem::take(&mut data.expiry)
+                        .into_vec()
+                        .into_iter()
+                        .map(|it| match it.db() {
+                            d if d == a => it.with_db(b),
+                            d if d == b => it.with_db(a),
+                            _ => it,
+                        })
+                        .collect();
+                    data.expiry = std::collections::BinaryHeap::from(items);
+                }
+            }
+        })
+    }
+
     // ---------------------------------------------------------------- keyspace
 
     /// DBSIZE: live keys in `db`. O(shards) unless some shard has due-but-unreclaimed
@@ -509,36 +657,38 @@ impl Store {
         let all = pattern == b"*";
         if is_literal(pattern) {
             return self
-                .peek(db, pattern, |e| e.map(|e| e.key.clone()))
+                .peek(db, pattern, |e| e.map(|e| Bytes::copy_from_slice(e.key)))
                 .into_iter()
                 .collect();
         }
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            let g = shard.lock.read();
+            let g = shard.read();
             let mut now = None;
             for e in g.tables[db].iter() {
-                if e.expires_at_ms != 0 && e.expired_at(*now.get_or_insert_with(|| self.now_ms())) {
+                let at = e.expires_at();
+                if at != 0 && at <= *now.get_or_insert_with(|| self.now_ms()) {
                     continue;
                 }
-                if all || glob_match(pattern, &e.key) {
-                    out.push(e.key.clone());
+                if all || glob_match(pattern, e.key()) {
+                    out.push(Bytes::copy_from_slice(e.key()));
                 }
             }
         }
         out
     }
 
-    /// SCAN. The cursor is `(shard << 48) | position`, where a key's position is
-    /// `hash >> 16`, fixed for the process; each call returns keys of one shard (or more,
-    /// if a shard runs out) in position order, ties together. So every key present for the
-    /// whole scan is returned at least once, whatever inserts, deletes and table resizes
-    /// happen between calls. Cursor 0 starts and a returned 0 ends the scan.
+    /// SCAN. The cursor is `(shard << 48) | position`, where a key's position is a fixed
+    /// function of its hash: the table segment in the top 8 bits, then the hash's low 40 bits
+    /// (`scan_position`). Each call returns keys of one shard (or more, if a shard runs
+    /// out) in position order, ties together. So every key present for the whole scan is
+    /// returned at least once, whatever inserts, deletes and table growth happen between
+    /// calls. Cursor 0 starts and a returned 0 ends the scan.
     ///
-    /// `count` is a hint, as in Redis: to keep a full scan O(n·64) rather than O(n²/count),
-    /// one call returns at least 1/64 of the current shard. `pattern` filters after
-    /// selection, so a call may return no keys with a non-zero cursor. An invalid cursor
-    /// ends the scan.
+    /// `count` is a hint, as in Redis: a call examines about `count` keys, visiting
+    /// segments in order and hashing only the keys of the segments it visits. `pattern`
+    /// filters after selection, so a call may return no keys with a non-zero cursor. An
+    /// invalid cursor ends the scan.
     ///
     /// # Panics
     /// If `db >= self.databases()`.
@@ -563,34 +713,50 @@ impl Store {
         let mut examined = 0usize;
         let mut now = None;
         loop {
-            let g = self.shards[shard].lock.read();
-            let table = &g.tables[db];
-            let want = (count - examined).max(table.len() / 64).max(1);
-            let mut cands: Vec<(u64, &Entry)> = table
-                .iter()
-                .filter(|e| (e.hash >> 16) >= from)
-                .filter(|e| {
-                    e.expires_at_ms == 0 || !e.expired_at(*now.get_or_insert_with(|| self.now_ms()))
-                })
-                .map(|e| (e.hash >> 16, e))
-                .collect();
+            let g = self.shards[shard].read();
+            let mut cands: Vec<(u64, &[u8])> = Vec::new();
+            let segs = g.tables[db].segments();
+            let mut seg = (from >> SCAN_SEGMENT_SHIFT) as usize;
             let mut next = None;
-            if cands.len() > want {
-                cands.select_nth_unstable_by_key(want - 1, |c| c.0);
-                let t = cands[want - 1].0;
-                cands.retain(|c| c.0 <= t);
-                if t < POS_MASK {
+            while seg < segs.len() {
+                cands.clear();
+                for e in segs[seg].iter() {
+                    let pos = scan_position(self.hash(e.key()));
+                    if pos < from {
+                        continue;
+                    }
+                    let at = e.expires_at();
+                    if at != 0 && at <= *now.get_or_insert_with(|| self.now_ms()) {
+                        continue;
+                    }
+                    cands.push((pos, e.key()));
+                }
+                let want = count.saturating_sub(examined).max(1);
+                if cands.len() > want {
+                    cands.select_nth_unstable_by_key(want - 1, |c| c.0);
+                    let t = cands[want - 1].0;
+                    cands.retain(|c| c.0 <= t);
+                    // Positions within a segment stay below the next segment's first.
                     next = Some(((shard as u64) << POS_BITS) | (t + 1));
                 }
+                cands.sort_unstable_by_key(|c| c.0);
+                examined += cands.len();
+                out.extend(
+                    cands
+                        .iter()
+                        .filter(|c| pattern.map_or(true, |p| glob_match(p, c.1)))
+                        .map(|c| Bytes::copy_from_slice(c.1)),
+                );
+                if next.is_some() {
+                    break;
+                }
+                seg += 1;
+                from = (seg as u64) << SCAN_SEGMENT_SHIFT;
+                if examined >= count && seg < segs.len() {
+                    next = Some(((shard as u64) << POS_BITS) | from);
+                    break;
+                }
             }
-            cands.sort_unstable_by_key(|c| c.0);
-            examined += cands.len();
-            out.extend(
-                cands
-                    .iter()
-                    .filter(|c| pattern.map_or(true, |p| glob_match(p, &c.1.key)))
-                    .map(|c| c.1.key.clone()),
-            );
             drop(cands);
             drop(g);
             if let Some(c) = next {
@@ -616,21 +782,24 @@ impl Store {
         let n = self.shards.len();
         let start = rng.random_range(0..n);
         for k in 0..n {
-            let g = self.shards[(start + k) & (n - 1)].lock.read();
+            let g = self.shards[(start + k) & (n - 1)].read();
             let table = &g.tables[db];
             if table.is_empty() {
                 continue;
             }
             let mut live = Vec::new();
-            crate::evict::sample_table(table, 4, &mut rng, |e| {
+            sample_table(table, 4, &mut rng, |e| {
                 if self.live(e) {
                     live.push(e);
                 }
             });
-            let mut found =
-                (!live.is_empty()).then(|| live[rng.random_range(0..live.len())].key.clone());
+            let mut found = (!live.is_empty())
+                .then(|| Bytes::copy_from_slice(live[rng.random_range(0..live.len())].key()));
             if found.is_none() {
-                found = table.iter().find(|e| self.live(e)).map(|e| e.key.clone());
+                found = table
+                    .iter()
+                    .find(|e| self.live(e))
+                    .map(|e| Bytes::copy_from_slice(e.key()));
             }
             if found.is_some() {
                 return found;
@@ -647,9 +816,9 @@ impl Store {
     pub fn flush_db(&self, db: usize, lazy: bool) {
         let mut garbage = Vec::new();
         for shard in self.shards.iter() {
-            let mut g = shard.lock.write();
+            let mut g = shard.write();
             let old = ShardMut {
-                store: self,
+                g: &self.g,
                 shard,
                 data: &mut g,
             }
@@ -666,9 +835,9 @@ impl Store {
     pub fn flush_all(&self, lazy: bool) {
         let mut garbage = Vec::new();
         for shard in self.shards.iter() {
-            let mut g = shard.lock.write();
+            let mut g = shard.write();
             let mut sm = ShardMut {
-                store: self,
+                g: &self.g,
                 shard,
                 data: &mut g,
             };
@@ -682,7 +851,7 @@ impl Store {
         self.drop_tables(garbage, lazy);
     }
 
-    fn drop_tables(&self, garbage: Vec<HashTable<Entry>>, lazy: bool) {
+    fn drop_tables(&self, garbage: Vec<Table>, lazy: bool) {
         if garbage.is_empty() {
             return;
         }
@@ -710,7 +879,7 @@ impl Store {
         let now = self.now_ms();
         let (mut keys, mut expires, mut ttl_sum) = (0u64, 0u64, 0u128);
         for shard in self.shards.iter() {
-            let g = shard.lock.read();
+            let g = shard.read();
             let meta = g.dbs[db];
             let table = &g.tables[db];
             if meta.ttl_keys == 0 || g.next_expiry > now {
@@ -720,13 +889,14 @@ impl Store {
                 ttl_sum += meta.ttl_sum - meta.ttl_keys as u128 * now as u128;
             } else {
                 for e in table.iter() {
-                    if e.expires_at_ms == 0 {
+                    let at = e.expires_at();
+                    if at == 0 {
                         keys += 1;
-                    } else if e.expires_at_ms > now {
+                    } else if at > now {
                         keys += 1;
                         if want_ttl {
                             expires += 1;
-                            ttl_sum += (e.expires_at_ms - now) as u128;
+                            ttl_sum += (at - now) as u128;
                         }
                     }
                 }
@@ -755,7 +925,7 @@ impl Store {
     /// Returns (removed, whether some shard used its whole budget and still has due keys).
     pub(crate) fn expire_cycle_inner(&self, budget_per_shard: usize) -> (usize, bool) {
         let now = self.now_ms();
-        self.coarse_ms.store(now, Relaxed);
+        self.g.coarse_ms.store(now, Relaxed);
         let mut removed = 0;
         let mut saturated = false;
         for shard in self.shards.iter() {
@@ -765,9 +935,9 @@ impl Store {
             let mut left = budget_per_shard;
             while left > 0 {
                 let batch = left.min(EXPIRE_BATCH);
-                let mut g = shard.lock.write();
+                let mut g = shard.write();
                 let (n, more) = ShardMut {
-                    store: self,
+                    g: &self.g,
                     shard,
                     data: &mut g,
                 }
@@ -786,17 +956,6 @@ impl Store {
         (removed, saturated)
     }
 
-    /// Starts the background expiry thread (`shardcache-expire`): every `interval` it runs
-    /// [`Store::expire_cycle`] with a budget of 2000 keys per shard, repeating while shards
-    /// still have due keys (up to half the interval), advances the LRU clock, and evicts if
-    /// used memory is above `maxmemory`. Stops when the returned handle is dropped.
-    ///
-    /// # Panics
-    /// If the OS cannot spawn a thread.
-    pub fn spawn_reclaimer(self: &Arc<Self>, interval: std::time::Duration) -> crate::Reclaimer {
-        crate::reclaimer::spawn(Arc::downgrade(self), interval)
-    }
-
     /// Called before every command that may grow memory (Redis `performEvictions`). Fast
     /// path: one atomic load when under the limit. Otherwise evicts keys per the policy,
     /// using Redis's approximation (sample `samples` keys into a pool of the 16 best
@@ -807,47 +966,102 @@ impl Store {
     /// nothing is evictable.
     #[inline]
     pub fn reclaim_memory(&self) -> Result<(), crate::OutOfMemory> {
-        let max = self.maxmemory.load(Relaxed);
-        if max == 0 || self.used_memory.0.load(Relaxed) <= max {
+        let max = self.g.maxmemory.load(Relaxed);
+        if max == 0 {
+            return Ok(());
+        }
+        // The published total lags each shard by less than PUBLISH_MEMORY_EVERY: far under
+        // the limit one load decides; near it, the exact per-shard sum does.
+        let slack = self.shards.len() as u64 * crate::globals::PUBLISH_MEMORY_EVERY as u64;
+        if self.g.used_memory.0.load(Relaxed).saturating_add(slack) <= max
+            || self.used_memory() <= max
+        {
             return Ok(());
         }
         self.evict_until_under()
     }
 
-    /// Accounted bytes of all entries (`used_memory`), see [`crate::memory`].
+    #[cold]
+    fn evict_until_under(&self) -> Result<(), crate::OutOfMemory> {
+        let mut pool = self.evict_pool.lock();
+        crate::evict::Evictor {
+            shards: &self.shards,
+            g: &self.g,
+        }
+        .evict_until_under(&mut pool)
+    }
+
+    /// Accounted bytes (`used_memory`): entries, table segments and expiry indexes, see
+    /// [`crate::memory`]. Exact: the sum of the shards' own figures.
     pub fn used_memory(&self) -> u64 {
-        self.used_memory.0.load(Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.used_memory.load(Relaxed))
+            .sum()
+    }
+
+    /// Bytes of the store's structures rather than its entries (Redis's
+    /// `used_memory_overhead`): table segments and expiry indexes, recomputed from their
+    /// capacities under each shard's read lock. Part of [`Store::used_memory`].
+    pub fn overhead_memory(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| {
+                let g = s.read();
+                g.tables.iter().map(Table::allocated).sum::<u64>()
+                    + g.expiry.capacity() as u64 * crate::memory::EXPIRY_ITEM_BYTES
+            })
+            .sum()
+    }
+
+    /// [`Store::used_memory`] recomputed from scratch: every entry's size class plus
+    /// [`Store::overhead_memory`]. O(keys), for tests and diagnostics; the incremental
+    /// accounting must always equal it.
+    pub fn recount_memory(&self) -> u64 {
+        let entries: u64 = self
+            .shards
+            .iter()
+            .map(|s| {
+                let g = s.read();
+                g.tables
+                    .iter()
+                    .flat_map(Table::iter)
+                    .map(EntryBox::memory)
+                    .sum::<u64>()
+            })
+            .sum();
+        entries + self.overhead_memory()
     }
 
     /// The memory limit, 0 = unlimited.
     pub fn maxmemory(&self) -> u64 {
-        self.maxmemory.load(Relaxed)
+        self.g.maxmemory.load(Relaxed)
     }
 
     /// `CONFIG SET maxmemory`. Takes effect at the next [`Store::reclaim_memory`].
     pub fn set_maxmemory(&self, bytes: u64) {
-        self.maxmemory.store(bytes, Relaxed);
+        self.g.maxmemory.store(bytes, Relaxed);
     }
 
     /// The eviction policy.
     pub fn policy(&self) -> EvictionPolicy {
-        EvictionPolicy::from_u8(self.policy.load(Relaxed))
+        self.g.policy()
     }
 
     /// `CONFIG SET maxmemory-policy`. Existing LRU/LFU words are reinterpreted, as in Redis.
     pub fn set_policy(&self, p: EvictionPolicy) {
-        self.policy.store(p.to_u8(), Relaxed);
+        self.g.policy.store(p.to_u8(), Relaxed);
         self.evict_pool.lock().clear();
     }
 
     /// Keys sampled per eviction round.
     pub fn samples(&self) -> usize {
-        self.samples.load(Relaxed)
+        self.g.samples.load(Relaxed)
     }
 
     /// `CONFIG SET maxmemory-samples`; 0 is treated as 1.
     pub fn set_samples(&self, n: usize) {
-        self.samples.store(n.max(1), Relaxed);
+        self.g.samples.store(n.max(1), Relaxed);
     }
 
     // ---------------------------------------------------------------- observability
@@ -928,24 +1142,33 @@ pub struct Slot<'a> {
     db: usize,
     hash: u64,
     key: &'a [u8],
+    /// A block this slot replaced or removed, freed after the lock is released.
+    garbage: Option<EntryBox>,
 }
 
 impl Slot<'_> {
+    fn entry(&self) -> Option<&EntryBox> {
+        self.sm.find(self.db, self.hash, self.key)
+    }
+
     /// The current value, if the key exists.
-    pub fn get(&self) -> Option<&Bytes> {
-        self.sm.find(self.db, self.hash, self.key).map(|e| &e.value)
+    pub fn get(&self) -> Option<&[u8]> {
+        self.entry().map(EntryBox::value)
+    }
+
+    /// The current value as an owned `Bytes` (see [`EntryRef::value_bytes`]).
+    pub fn get_bytes(&self) -> Option<Bytes> {
+        self.entry().map(EntryBox::value_bytes)
     }
 
     /// The key's expiry time in unix ms, 0 if it has none or does not exist.
     pub fn expires_at_ms(&self) -> u64 {
-        self.sm
-            .find(self.db, self.hash, self.key)
-            .map_or(0, |e| e.expires_at_ms)
+        self.entry().map_or(0, EntryBox::expires_at)
     }
 
     /// Whether the key exists.
     pub fn exists(&self) -> bool {
-        self.sm.find(self.db, self.hash, self.key).is_some()
+        self.entry().is_some()
     }
 
     /// The key this slot is for.
@@ -953,16 +1176,47 @@ impl Slot<'_> {
         self.key
     }
 
-    /// Inserts (copying the key into an owned `Bytes`) or replaces the value, and applies
-    /// `expiry`. `Expiry::At` a time not after now deletes the key instead.
-    pub fn set(&mut self, value: Bytes, expiry: Expiry) {
-        self.sm.set_value(
-            self.db,
-            self.hash,
-            KeySrc::Borrowed(self.key),
-            value,
-            expiry,
-        );
+    fn discard(&mut self, e: Option<EntryBox>) {
+        // At most one block per slot waits for the lock's release; a second is freed now
+        // (a closure that writes the same key twice).
+        if let Some(e) = e {
+            if let Some(prev) = self.garbage.replace(e) {
+                drop(prev);
+            }
+        }
+    }
+
+    /// Inserts or replaces the value (copying it), and applies `expiry`. `Expiry::At` a time
+    /// not after now deletes the key instead.
+    pub fn set(&mut self, value: impl AsRef<[u8]>, expiry: Expiry) {
+        let v = ValueSrc::Slice(value.as_ref());
+        let old = self.sm.set_value(self.db, self.hash, self.key, v, expiry);
+        self.discard(old);
+    }
+
+    /// Like [`Slot::set`], taking ownership of a value the caller built: a large value keeps
+    /// this allocation rather than being copied.
+    pub fn set_vec(&mut self, value: Vec<u8>, expiry: Expiry) {
+        let v = ValueSrc::Vec(value);
+        let old = self.sm.set_value(self.db, self.hash, self.key, v, expiry);
+        self.discard(old);
+    }
+
+    /// Like [`Slot::set_vec`], without telling `WATCH`ers: for a write Redis does not count
+    /// as a modification (a `BITFIELD` that only pads or creates the key because every write
+    /// failed its overflow check).
+    pub fn set_vec_quietly(&mut self, value: Vec<u8>, expiry: Expiry) {
+        let watchers = self.sm.data.watches.take();
+        self.set_vec(value, expiry);
+        self.sm.data.watches = watchers;
+    }
+
+    /// Marks the existing value `raw` for `OBJECT ENCODING` without changing it (Redis does
+    /// so to a string a bit command writes to, even when no bit changes).
+    pub fn make_raw(&mut self) {
+        if let Some(e) = self.sm.data.tables[self.db].find_mut(self.hash, self.key) {
+            e.set_raw();
+        }
     }
 
     /// Sets (`Some(unix ms)`) or removes (`None`) the TTL. A time not after now deletes the
@@ -971,16 +1225,16 @@ impl Slot<'_> {
         self.sm.set_expiry(self.db, self.hash, self.key, at_ms)
     }
 
-    /// Removes the key, returning its value.
-    pub fn remove(&mut self) -> Option<Bytes> {
+    /// Removes the key, returning the removed entry (freed when the caller drops it).
+    pub fn remove(&mut self) -> Option<Removed> {
         self.sm
             .remove_if(self.db, self.hash, self.key, |_| true)
-            .map(|e| e.value)
+            .map(Removed)
     }
 
     /// Current time from the store's clock (for relative TTLs and `TTL` replies).
     pub fn now_ms(&self) -> u64 {
-        self.sm.store.now_ms()
+        self.sm.g.now_ms()
     }
 }
 
@@ -991,7 +1245,7 @@ pub struct MultiSlots<'a> {
     keys: &'a [&'a [u8]],
     hashes: Vec<u64>,
     pos: Vec<usize>,
-    guards: Vec<(usize, RwLockWriteGuard<'a, ShardData>)>,
+    guards: Vec<(usize, ShardWrite<'a>)>,
 }
 
 impl MultiSlots<'_> {
@@ -1003,13 +1257,14 @@ impl MultiSlots<'_> {
         let (s, g) = &mut self.guards[self.pos[i]];
         Slot {
             sm: ShardMut {
-                store: self.store,
+                g: &self.store.g,
                 shard: &self.store.shards[*s],
                 data: g,
             },
             db: self.db,
             hash: self.hashes[i],
             key: self.keys[i],
+            garbage: None,
         }
     }
 
@@ -1031,7 +1286,7 @@ pub struct MultiRead<'a> {
     keys: &'a [&'a [u8]],
     hashes: Vec<u64>,
     pos: Vec<usize>,
-    guards: Vec<(usize, RwLockReadGuard<'a, ShardData>)>,
+    guards: Vec<(usize, ShardRead<'a>)>,
 }
 
 impl MultiRead<'_> {
@@ -1042,9 +1297,8 @@ impl MultiRead<'_> {
     /// If `i >= self.len()`.
     pub fn get(&self, i: usize) -> Option<EntryRef<'_>> {
         let (s, g) = &self.guards[self.pos[i]];
-        let key = self.keys[i];
         let found = g.tables[self.db]
-            .find(self.hashes[i], |e| e.hash == self.hashes[i] && e.key == key)
+            .find(self.hashes[i], self.keys[i])
             .filter(|e| self.store.live(e));
         let c = &self.store.shards[*s].counters;
         match found {
@@ -1060,6 +1314,19 @@ impl MultiRead<'_> {
         }
     }
 
+    /// The live entry of `keys[i]`, without counting a lookup or touching LRU/LFU (to size a
+    /// reply before writing it with [`MultiRead::get`]).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn peek(&self, i: usize) -> Option<EntryRef<'_>> {
+        let (_, g) = &self.guards[self.pos[i]];
+        g.tables[self.db]
+            .find(self.hashes[i], self.keys[i])
+            .filter(|e| self.store.live(e))
+            .map(EntryRef::from_entry)
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -1070,6 +1337,40 @@ impl MultiRead<'_> {
         self.keys.is_empty()
     }
 }
+
+thread_local! {
+    /// Set while a `CLIENT NO-TOUCH` client's command runs on this thread.
+    static NO_TOUCH: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, lookups on this thread leave keys' LRU/LFU words alone (`CLIENT NO-TOUCH`).
+#[derive(Debug)]
+pub struct NoTouch(bool);
+
+impl NoTouch {
+    /// Starts a no-touch section on this thread.
+    pub fn enter() -> NoTouch {
+        NoTouch(NO_TOUCH.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for NoTouch {
+    fn drop(&mut self) {
+        NO_TOUCH.with(|c| c.set(self.0));
+    }
+}
+
+/// Bits of a SCAN position below the segment index.
+const SCAN_SEGMENT_SHIFT: u32 = 40;
+
+/// A key's SCAN position (48 bits) from its hash: segment, then the hash's low 40 bits, so
+/// that visiting positions in order visits segments in order.
+#[inline]
+fn scan_position(hash: u64) -> u64 {
+    ((segment_of(hash) as u64) << SCAN_SEGMENT_SHIFT) | (hash & ((1 << SCAN_SEGMENT_SHIFT) - 1))
+}
+
+const _: () = assert!(SEGMENTS <= 1 << (48 - SCAN_SEGMENT_SHIFT));
 
 #[cfg(test)]
 mod tests;

@@ -523,6 +523,89 @@ pub fn half_close(s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Write);
 }
 
+// ------------------------------------------------------------- scripted differential tests
+
+/// One step of a script: which connection (0 or 1) sends which command.
+type Step<'a> = (usize, &'a str);
+
+/// Runs `steps` against a server (two connections, `HELLO 3` first on both if `resp3`) and
+/// returns every reply, raw.
+fn play_script(port: u16, resp3: bool, steps: &[Step<'_>]) -> Vec<Vec<u8>> {
+    let mut conns: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    if resp3 {
+        for c in &mut conns {
+            c.write_all(&resp(&[b"HELLO", b"3"])).unwrap();
+            read_replies(c, 1);
+        }
+    }
+    let mut out = Vec::new();
+    for (who, line) in steps {
+        if let Some(ms) = line.strip_prefix("sleep ") {
+            std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+            continue;
+        }
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        let c = &mut conns[*who];
+        c.write_all(&resp(&args)).unwrap();
+        out.push(read_replies(c, 1).remove(0));
+    }
+    out
+}
+
+/// The script as lines: `B:` sends on the second connection, `sleep N` waits N ms.
+fn script_steps(text: &str) -> Vec<Step<'_>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.strip_prefix("B:") {
+            Some(rest) => (1, rest.trim()),
+            None => (0, l),
+        })
+        .collect()
+}
+
+/// Plays a script against a fresh `redis-server` and a fresh shardcache (16 shards), in
+/// RESP2 and then in RESP3 (`HELLO 3`), and panics listing every reply that differs. One
+/// command per line; `B:` sends it on a second connection; `sleep N` waits N ms (for
+/// expiry).
+pub fn compare_script(name: &str, text: &str) {
+    let redis = RedisServer::start(&[]);
+    let ours = Server::start(&["--shards", "16"]);
+    let steps = script_steps(text);
+    for resp3 in [false, true] {
+        redis_flush(redis.port());
+        redis_flush(ours.port());
+        let theirs = play_script(redis.port(), resp3, &steps);
+        let mine = play_script(ours.port(), resp3, &steps);
+        let replies = steps.iter().filter(|(_, l)| !l.starts_with("sleep "));
+        let mut diffs = Vec::new();
+        for ((step, a), b) in replies.zip(&mine).zip(&theirs) {
+            if a != b {
+                diffs.push(format!(
+                    "{step:?}: shardcache {:?} redis {:?}",
+                    String::from_utf8_lossy(a),
+                    String::from_utf8_lossy(b)
+                ));
+            }
+        }
+        assert!(
+            diffs.is_empty(),
+            "{name} (RESP{}): {} differences:\n{}",
+            if resp3 { 3 } else { 2 },
+            diffs.len(),
+            diffs.join("\n")
+        );
+    }
+}
+
+fn redis_flush(port: u16) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(&resp(&[b"FLUSHALL"])).unwrap();
+    read_replies(&mut c, 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

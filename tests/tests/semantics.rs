@@ -260,7 +260,7 @@ fn unsupported_commands_say_why() {
         text(&cmd(&mut s, &["LPUSH", "l", "a"])),
         "-ERR shardcache does not support 'lpush': shardcache is a string-only cache (see README: What shardcache is not)\r\n"
     );
-    for c in ["MULTI", "EVAL", "SUBSCRIBE", "SAVE", "REPLICAOF", "hset"] {
+    for c in ["EVAL", "SUBSCRIBE", "SAVE", "REPLICAOF", "hset"] {
         let r = text(&cmd(&mut s, &[c, "x"]));
         assert!(
             r.starts_with("-ERR shardcache does not support '"),

@@ -7,6 +7,28 @@ use shardcache_config::{Config, LogFormat, Tool};
 use shardcache_server::{health, Listening};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: per-thread free lists and size classes that fit small entries exactly (see
+/// `shardcache_storage::memory`, whose accounting follows them).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Sets mimalloc's `arena_eager_commit` option off before the allocator's first use (an
+/// ELF constructor runs before `main` and before Rust's runtime allocates), so arena memory
+/// is committed as it is used rather than a whole chunk at start.
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
+#[used]
+#[link_section = ".init_array"]
+static MIMALLOC_OPTIONS: extern "C" fn() = {
+    extern "C" fn set_options() {
+        /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e`.
+        const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+        // SAFETY: runs single-threaded before main; sets a plain option value.
+        unsafe { libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0) }
+    }
+    set_options
+};
+
 fn main() -> ExitCode {
     let config = match Config::parse_from_env_and_args() {
         Ok(c) => c,

@@ -20,7 +20,7 @@ fn sub_arity(sub: &str) -> CmdError {
     ))
 }
 
-/// `CLIENT ID|SETNAME|GETNAME|LIST|INFO`.
+/// `CLIENT ID|SETNAME|GETNAME|LIST|INFO|KILL|PAUSE|UNPAUSE|NO-EVICT|NO-TOUCH|SETINFO`.
 pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
     let n = args.len();
@@ -54,6 +54,88 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Ok(())
     } else if eq_ic(sub, "list") {
         client_list(ctx, args)
+    } else if eq_ic(sub, "kill") {
+        client_kill(ctx, args)
+    } else if eq_ic(sub, "pause") {
+        if !(3..=4).contains(&n) {
+            return Err(sub_arity("pause"));
+        }
+        let ms = parse_i64_strict(&args[2])
+            .ok_or_else(|| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+        if ms < 0 {
+            return Err(CmdError::msg("ERR timeout is negative"));
+        }
+        let all = match args.get(3) {
+            None => true,
+            Some(m) if eq_ic(m, "all") => true,
+            Some(m) if eq_ic(m, "write") => false,
+            Some(_) => return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+        };
+        ctx.shared.pause.pause(ms as u64, all);
+        ctx.ok()
+    } else if eq_ic(sub, "unpause") {
+        if n != 2 {
+            return Err(sub_arity("unpause"));
+        }
+        ctx.shared.pause.unpause();
+        ctx.ok()
+    } else if eq_ic(sub, "no-evict") || eq_ic(sub, "no-touch") {
+        let which = if eq_ic(sub, "no-evict") {
+            "no-evict"
+        } else {
+            "no-touch"
+        };
+        if n != 3 {
+            return Err(sub_arity(which));
+        }
+        let on = if eq_ic(&args[2], "on") {
+            true
+        } else if eq_ic(&args[2], "off") {
+            false
+        } else {
+            return Err(CmdError::SYNTAX);
+        };
+        if which == "no-touch" {
+            ctx.client.no_touch = on;
+            ctx.shared
+                .clients
+                .update(ctx.client.id, |c| c.no_touch = on);
+        } else {
+            // shardcache never evicts clients (`maxmemory` applies to keys); the flag is kept
+            // and shown, as libraries set it on connect.
+            ctx.shared
+                .clients
+                .update(ctx.client.id, |c| c.no_evict = on);
+        }
+        ctx.ok()
+    } else if eq_ic(sub, "setinfo") {
+        if n != 4 {
+            return Err(sub_arity("setinfo"));
+        }
+        let attr = &args[2];
+        let lib = eq_ic(attr, "lib-name");
+        if !lib && !eq_ic(attr, "lib-ver") {
+            return Err(CmdError::msg(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(attr)
+            )));
+        }
+        let v = &args[3];
+        if v.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+            return Err(CmdError::msg(format!(
+                "ERR {} cannot contain spaces, newlines or special characters.",
+                if lib { "lib-name" } else { "lib-ver" }
+            )));
+        }
+        let v = (!v.is_empty()).then(|| String::from_utf8_lossy(v).into_owned());
+        ctx.shared.clients.update(ctx.client.id, |c| {
+            if lib {
+                c.lib_name = v;
+            } else {
+                c.lib_ver = v;
+            }
+        });
+        ctx.ok()
     } else {
         Err(CmdError::msg(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
@@ -85,12 +167,18 @@ fn own_info(ctx: &Ctx<'_>) -> ClientInfo {
         laddr: registered.as_ref().and_then(|c| c.laddr),
         name: ctx.client.name.clone(),
         db: ctx.client.db,
-        created: registered.map_or_else(std::time::Instant::now, |c| c.created),
+        created: registered
+            .as_ref()
+            .map_or_else(std::time::Instant::now, |c| c.created),
         resp: if ctx.client.version == Version::Resp3 {
             3
         } else {
             2
         },
+        no_evict: registered.as_ref().is_some_and(|c| c.no_evict),
+        no_touch: ctx.client.no_touch,
+        lib_name: registered.as_ref().and_then(|c| c.lib_name.clone()),
+        lib_ver: registered.and_then(|c| c.lib_ver),
     }
 }
 
@@ -152,20 +240,137 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// `CLIENT KILL ip:port` (Redis's old form: `+OK` or an error) and `CLIENT KILL <filter>
+/// <value> ...` with `ID`, `ADDR`, `LADDR`, `USER`, `SKIPME`, `MAXAGE`, `TYPE` (the number
+/// killed). The caller is skipped unless `SKIPME no`; killing itself closes its connection
+/// after the reply.
+fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let n = args.len();
+    if n < 3 {
+        return Err(sub_arity("kill"));
+    }
+    let me = ctx.client.id;
+    if n == 3 {
+        let addr = String::from_utf8_lossy(&args[2]).into_owned();
+        let mine = ctx.client.peer.to_string() == addr;
+        let killed = ctx
+            .shared
+            .clients
+            .kill(Some(me), |_, c| c.addr.to_string() == addr);
+        if killed == 0 && !mine {
+            return Err(CmdError::msg("ERR No such client"));
+        }
+        if mine {
+            ctx.flow = super::Flow::Close;
+        }
+        return ctx.ok();
+    }
+    if !n.is_multiple_of(2) {
+        return Err(CmdError::SYNTAX);
+    }
+    let (mut id, mut addr, mut laddr, mut maxage) = (None, None, None, None);
+    let mut skipme = true;
+    let mut normal = true;
+    for pair in args[2..].chunks(2) {
+        let (k, v) = (&pair[0], &pair[1]);
+        if eq_ic(k, "id") {
+            let i = parse_i64_strict(v)
+                .filter(|&i| i > 0)
+                .ok_or_else(|| CmdError::msg("ERR client-id should be greater than 0"))?;
+            id = Some(i as u64);
+        } else if eq_ic(k, "type") {
+            if eq_ic(v, "normal") {
+                normal = true;
+            } else if ["master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|w| eq_ic(v, w))
+            {
+                normal = false;
+            } else {
+                return Err(CmdError::msg(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(v)
+                )));
+            }
+        } else if eq_ic(k, "addr") {
+            addr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if eq_ic(k, "laddr") {
+            laddr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if eq_ic(k, "user") {
+            if &v[..] != b"default" {
+                return Err(CmdError::msg(format!(
+                    "ERR No such user '{}'",
+                    String::from_utf8_lossy(v)
+                )));
+            }
+        } else if eq_ic(k, "skipme") {
+            skipme = if eq_ic(v, "yes") {
+                true
+            } else if eq_ic(v, "no") {
+                false
+            } else {
+                return Err(CmdError::SYNTAX);
+            };
+        } else if eq_ic(k, "maxage") {
+            let a = parse_i64_strict(v).ok_or(CmdError::NOT_INTEGER)?;
+            maxage = Some(a.max(0) as u64);
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    let matches = |cid: u64, c: &ClientInfo| {
+        normal
+            && id.is_none_or(|i| i == cid)
+            && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
+            && laddr
+                .as_ref()
+                .is_none_or(|a| c.laddr.is_some_and(|l| l.to_string() == *a))
+            && maxage.is_none_or(|m| c.created.elapsed().as_secs() >= m)
+    };
+    let mut killed = ctx.shared.clients.kill(Some(me), matches);
+    if !skipme {
+        let own = own_info(ctx);
+        if matches(me, &own) {
+            killed += 1;
+            ctx.flow = super::Flow::Close;
+        }
+    }
+    ctx.int(killed as i64)
+}
+
 /// One line of `CLIENT LIST` / `CLIENT INFO`, in Redis 7.0's field order.
 fn write_line(out: &mut String, id: u64, c: &ClientInfo, cmd: &str) {
     let laddr = c.laddr.map_or_else(String::new, |a| a.to_string());
     let age = c.created.elapsed().as_secs();
     let _ = writeln!(
         out,
-        "id={id} addr={} laddr={laddr} fd=-1 name={} age={age} idle=0 flags=N db={} sub=0 \
+        "id={id} addr={} laddr={laddr} fd=-1 name={} age={age} idle=0 flags={} db={} sub=0 \
          psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 \
-         oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}",
+         oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={} lib-name={} \
+         lib-ver={}",
         c.addr,
         c.name.as_deref().unwrap_or(""),
+        flags(c),
         c.db,
         c.resp,
+        c.lib_name.as_deref().unwrap_or(""),
+        c.lib_ver.as_deref().unwrap_or(""),
     );
+}
+
+/// Redis's `flags=` field: `e` (no-evict), `T` (no-touch), or `N` for none.
+fn flags(c: &ClientInfo) -> String {
+    let mut f = String::new();
+    if c.no_evict {
+        f.push('e');
+    }
+    if c.no_touch {
+        f.push('T');
+    }
+    if f.is_empty() {
+        f.push('N');
+    }
+    f
 }
 
 /// `TIME`: unix seconds and microseconds, as two bulk strings.

@@ -251,7 +251,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, C
     let keys = key_slices(&args[1..3]);
     let same = args[1] == args[2];
     ctx.shared.store.write_many(ctx.client.db, &keys, |slots| {
-        let Some(value) = slots.slot(0).get().cloned() else {
+        let Some(value) = slots.slot(0).get_bytes() else {
             return Err(CmdError::msg("ERR no such key"));
         };
         if same {

@@ -7,11 +7,15 @@
 //! The table also feeds `COMMAND`, `COMMAND COUNT` and `COMMAND DOCS`.
 
 mod admin;
+mod bits;
 mod connection;
+mod generic;
 mod keys;
 mod observe;
+mod scripting;
 mod server;
 mod strings;
+pub mod transaction;
 pub mod unsupported;
 
 use std::borrow::Cow;
@@ -202,6 +206,61 @@ pub static COMMANDS: &[CommandSpec] = &[
         connection::auth
     ),
     cmd!(
+        "bitcount",
+        -2,
+        ["readonly"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Count set bits in a string",
+        bits::bitcount
+    ),
+    cmd!(
+        "bitfield",
+        -2,
+        ["write", "denyoom"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Perform arbitrary bitfield integer operations on strings",
+        bits::bitfield
+    ),
+    cmd!(
+        "bitfield_ro",
+        -2,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD",
+        bits::bitfield_ro
+    ),
+    cmd!(
+        "bitop",
+        -4,
+        ["write", "denyoom"],
+        2,
+        -1,
+        1,
+        "bitmap",
+        "Perform bitwise operations between strings",
+        bits::bitop
+    ),
+    cmd!(
+        "bitpos",
+        -3,
+        ["readonly"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Find first bit set or clear in a string",
+        bits::bitpos
+    ),
+    cmd!(
         "client",
         -2,
         ["admin", "noscript", "loading", "stale"],
@@ -233,6 +292,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Get or set configuration parameters",
         server::config
+    ),
+    cmd!(
+        "copy",
+        -3,
+        ["write", "denyoom"],
+        1,
+        2,
+        1,
+        "generic",
+        "Copy a key",
+        generic::copy
     ),
     cmd!(
         "dbsize",
@@ -279,6 +349,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::del
     ),
     cmd!(
+        "discard",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Discard all commands issued after MULTI",
+        transaction::discard
+    ),
+    cmd!(
         "echo",
         2,
         ["fast"],
@@ -288,6 +369,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "Echo the given string",
         connection::echo
+    ),
+    cmd!(
+        "exec",
+        1,
+        ["noscript", "loading", "stale", "skip_slowlog"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Execute all commands issued after MULTI",
+        transaction::exec
     ),
     cmd!(
         "exists",
@@ -356,6 +448,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         server::flushdb
     ),
     cmd!(
+        "function",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "scripting",
+        "A container for function commands",
+        scripting::function
+    ),
+    cmd!(
         "get",
         2,
         ["readonly", "fast"],
@@ -365,6 +468,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Get the value of a key",
         strings::get
+    ),
+    cmd!(
+        "getbit",
+        3,
+        ["readonly", "fast"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Returns the bit value at offset in the string value stored at key",
+        bits::getbit
     ),
     cmd!(
         "getdel",
@@ -488,6 +602,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::keys
     ),
     cmd!(
+        "lcs",
+        -3,
+        ["readonly"],
+        1,
+        2,
+        1,
+        "string",
+        "Find longest common substring",
+        bits::lcs_command
+    ),
+    cmd!(
+        "memory",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "server",
+        "A container for memory diagnostics commands",
+        generic::memory
+    ),
+    cmd!(
         "mget",
         -2,
         ["readonly", "fast"],
@@ -497,6 +633,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Get the values of all the given keys",
         strings::mget
+    ),
+    cmd!(
+        "move",
+        3,
+        ["write", "fast"],
+        1,
+        1,
+        1,
+        "generic",
+        "Move a key to another database",
+        generic::move_key
     ),
     cmd!(
         "mset",
@@ -519,6 +666,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Set multiple keys to multiple values, only if none of the keys exist",
         strings::msetnx
+    ),
+    cmd!(
+        "multi",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Mark the start of a transaction block",
+        transaction::multi
+    ),
+    cmd!(
+        "object",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "generic",
+        "A container for object introspection commands",
+        generic::object
     ),
     cmd!(
         "persist",
@@ -642,6 +811,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys::renamenx
     ),
     cmd!(
+        "reset",
+        1,
+        [
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy"
+        ],
+        0,
+        0,
+        0,
+        "connection",
+        "Reset the connection",
+        scripting::reset
+    ),
+    cmd!(
         "scan",
         -2,
         ["readonly"],
@@ -651,6 +838,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Incrementally iterate the keys space",
         keys::scan
+    ),
+    cmd!(
+        "script",
+        -2,
+        [],
+        0,
+        0,
+        0,
+        "scripting",
+        "A container for Lua scripts management commands",
+        scripting::script
     ),
     cmd!(
         "select",
@@ -673,6 +871,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Set the string value of a key",
         strings::set
+    ),
+    cmd!(
+        "setbit",
+        4,
+        ["write", "denyoom"],
+        1,
+        1,
+        1,
+        "bitmap",
+        "Sets or clears the bit at offset in the string value stored at key",
+        bits::setbit
     ),
     cmd!(
         "setex",
@@ -708,6 +917,25 @@ pub static COMMANDS: &[CommandSpec] = &[
         strings::setrange
     ),
     cmd!(
+        "shutdown",
+        -1,
+        [
+            "admin",
+            "noscript",
+            "loading",
+            "stale",
+            "no_multi",
+            "sentinel",
+            "allow_busy"
+        ],
+        0,
+        0,
+        0,
+        "server",
+        "Synchronously save the dataset to disk and then shut down the server",
+        server::shutdown
+    ),
+    cmd!(
         "strlen",
         2,
         ["readonly", "fast"],
@@ -717,6 +945,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Get the length of the value stored in a key",
         strings::strlen
+    ),
+    cmd!(
+        "swapdb",
+        3,
+        ["write", "fast"],
+        0,
+        0,
+        0,
+        "server",
+        "Swaps two Redis databases",
+        generic::swapdb
     ),
     cmd!(
         "time",
@@ -772,6 +1011,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Delete a key asynchronously in another thread",
         keys::unlink
+    ),
+    cmd!(
+        "unwatch",
+        1,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "transactions",
+        "Forget about all watched keys",
+        transaction::unwatch
+    ),
+    cmd!(
+        "watch",
+        -2,
+        ["noscript", "loading", "stale", "fast", "allow_busy"],
+        1,
+        -1,
+        1,
+        "transactions",
+        "Watch the given keys to determine execution of the MULTI/EXEC block",
+        transaction::watch
     ),
 ];
 
@@ -907,6 +1168,34 @@ fn lookup_entry(name: &[u8]) -> Option<Entry> {
     table().get(&*lower).copied()
 }
 
+/// The keys a command names, by its table row (`None` if its row declares none).
+pub(crate) fn key_args(index: usize, args: &[Bytes]) -> Option<impl Iterator<Item = &[u8]>> {
+    let spec = &COMMANDS[index];
+    if spec.first_key <= 0 {
+        return None;
+    }
+    let n = args.len() as i64;
+    let first = i64::from(spec.first_key);
+    let last = match i64::from(spec.last_key) {
+        l if l < 0 => n + l,
+        l => l,
+    };
+    let step = i64::from(spec.step.max(1));
+    Some(
+        (first..=last.min(n - 1))
+            .step_by(step as usize)
+            .map(move |i| &args[i as usize][..]),
+    )
+}
+
+/// For `CLIENT PAUSE`: `None` if the request is never paused (`CLIENT`, so that `UNPAUSE`
+/// gets through), else whether it is a write.
+pub fn pause_class(shared: &Shared, args: &[Bytes]) -> Option<bool> {
+    let found = shared.commands.get(args.first()?)?;
+    let spec = &COMMANDS[found.index];
+    (spec.name != "client").then(|| spec.flags.contains(&"write"))
+}
+
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
     lookup_entry(name).map(|e| (e.index, &COMMANDS[e.index]))
@@ -1025,6 +1314,9 @@ pub fn run(
         out,
         flow: Flow::Continue,
     };
+    // `CLIENT NO-TOUCH on`: reads leave LRU/LFU alone, except `TOUCH` itself.
+    let _no_touch = (ctx.client.no_touch && COMMANDS[index].name != "touch")
+        .then(shardcache_storage::NoTouch::enter);
     let result = (COMMANDS[index].handler)(&mut ctx, args);
     let flow = ctx.flow;
     match result {

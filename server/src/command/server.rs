@@ -101,6 +101,33 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             reply::bulk(out, b"group");
             reply::bulk(out, spec.group.as_bytes());
         }
+    } else if eq_ic(sub, "getkeys") {
+        // Redis 7.0's `COMMAND GETKEYS command arg [arg ...]`.
+        if rest.len() < 2 {
+            return Err(CmdError::msg(
+                "ERR wrong number of arguments for 'command|getkeys' command",
+            ));
+        }
+        let Some((index, spec)) = lookup(&rest[0]) else {
+            return Err(CmdError::msg("ERR Invalid command specified"));
+        };
+        let argc = rest.len() as i64;
+        let arity = i64::from(spec.arity);
+        if (arity > 0 && argc != arity) || argc < -arity {
+            return Err(CmdError::msg(
+                "ERR Invalid number of arguments specified for command",
+            ));
+        }
+        let keys: Vec<&[u8]> = super::key_args(index, rest)
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        if keys.is_empty() {
+            return Err(CmdError::msg("ERR The command has no key arguments"));
+        }
+        reply::array_len(out, keys.len());
+        for k in keys {
+            reply::bulk(out, k);
+        }
     } else if eq_ic(sub, "count") {
         return Err(CmdError::msg(
             "ERR wrong number of arguments for 'command|count' command",
@@ -321,5 +348,46 @@ fn config_get(ctx: &mut Ctx<'_>, patterns: &[Bytes]) -> CmdResult {
         reply::bulk(ctx.out, name.as_bytes());
         reply::bulk(ctx.out, value.as_bytes());
     }
+    Ok(())
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: the same graceful stop as SIGTERM
+/// (connections finish and flush their batch, then the process exits 0). The client that
+/// asked gets no reply: its connection closes, as with Redis. shardcache keeps nothing on
+/// disk, so `SAVE` is refused with a clear error; there is never a shutdown to `ABORT`.
+pub fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (mut nosave, mut save, mut other, mut abort) = (false, false, false, false);
+    for a in &args[1..] {
+        if eq_ic(a, "nosave") {
+            nosave = true;
+        } else if eq_ic(a, "save") {
+            save = true;
+        } else if eq_ic(a, "now") || eq_ic(a, "force") {
+            other = true;
+        } else if eq_ic(a, "abort") {
+            abort = true;
+        } else {
+            return Err(CmdError::SYNTAX);
+        }
+    }
+    if (abort && (nosave || save || other)) || (nosave && save) {
+        return Err(CmdError::SYNTAX);
+    }
+    if abort {
+        return Err(CmdError::msg("ERR No shutdown in progress."));
+    }
+    if save {
+        return Err(CmdError::msg(
+            "ERR shardcache has no persistence, so SHUTDOWN SAVE has nothing to save (use \
+             SHUTDOWN or SHUTDOWN NOSAVE)",
+        ));
+    }
+    tracing::warn!(
+        client = ctx.client.id,
+        peer = %ctx.client.peer,
+        "SHUTDOWN: stopping as on SIGTERM"
+    );
+    ctx.shared.shutdown_request.notify_one();
+    ctx.flow = super::Flow::Close;
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! String commands.
 //!
-//! Values are copied out of the connection's read buffer *before* a shard lock is taken (the
-//! one allocation a write makes), and replies are encoded *after* it is released: a lock is
-//! held only for the table operation itself.
+//! A plain `SET` builds its entry (the one allocation a write makes) *before* a shard lock is
+//! taken and frees the replaced one after; a `GET` copies a small value straight into the
+//! reply buffer while it holds the read lock (a memcpy of tens of bytes costs less than a
+//! reference count and an allocation), and only a value stored in its own buffer is
+//! referenced and written after the lock is released.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use shardcache_protocol::reply;
 use shardcache_storage::Expiry;
 
@@ -18,8 +20,24 @@ const TOO_BIG: CmdError = CmdError(std::borrow::Cow::Borrowed(
 
 /// `GET key`.
 pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let value = ctx.shared.store.get(ctx.client.db, &args[1]);
-    ctx.opt_bulk(value.as_deref())
+    let shared = ctx.shared;
+    let version = ctx.client.version;
+    let out = &mut *ctx.out;
+    let large = shared.store.read(ctx.client.db, &args[1], |e| match e {
+        None => {
+            reply::null(out, version);
+            None
+        }
+        Some(e) if e.is_external() => Some(e.value_bytes()),
+        Some(e) => {
+            reply::bulk(out, e.value);
+            None
+        }
+    });
+    if let Some(v) = large {
+        reply::bulk(ctx.out, &v);
+    }
+    Ok(())
 }
 
 /// Which of `NX` / `XX` a write carries.
@@ -140,16 +158,20 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None if opts.keepttl => Expiry::Keep,
         None => Expiry::Persist,
     };
-    let value = Bytes::copy_from_slice(&args[2]);
+    if !opts.get && opts.condition == Condition::Always {
+        // The common case: the entry is built before the lock.
+        store.set(ctx.client.db, &args[1], &args[2], expiry);
+        return ctx.ok();
+    }
     let (written, old) = store.write(ctx.client.db, &args[1], |slot| {
-        let old = if opts.get { slot.get().cloned() } else { None };
+        let old = if opts.get { slot.get_bytes() } else { None };
         let allowed = match opts.condition {
             Condition::Always => true,
             Condition::IfAbsent => !slot.exists(),
             Condition::IfPresent => slot.exists(),
         };
         if allowed {
-            slot.set(value, expiry);
+            slot.set(&args[2], expiry);
         }
         (allowed, old)
     });
@@ -164,12 +186,11 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// `SETNX key value`: 1 if the key was set, 0 if it existed.
 pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let value = Bytes::copy_from_slice(&args[2]);
     let set = ctx.shared.store.write(ctx.client.db, &args[1], |slot| {
         if slot.exists() {
             false
         } else {
-            slot.set(value, Expiry::Persist);
+            slot.set(&args[2], Expiry::Persist);
             true
         }
     });
@@ -189,19 +210,15 @@ pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn set_with_ttl(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireUnit, name: &str) -> CmdResult {
     let store = &ctx.shared.store;
     let at = expire_deadline(store.now_ms(), unit, &args[2], name)?;
-    let value = Bytes::copy_from_slice(&args[3]);
-    store.write(ctx.client.db, &args[1], |slot| {
-        slot.set(value, Expiry::At(at));
-    });
+    store.set(ctx.client.db, &args[1], &args[3], Expiry::At(at));
     ctx.ok()
 }
 
 /// `GETSET key value`: sets, removing any TTL, and returns the old value.
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let value = Bytes::copy_from_slice(&args[2]);
     let old = ctx.shared.store.write(ctx.client.db, &args[1], |slot| {
-        let old = slot.get().cloned();
-        slot.set(value, Expiry::Persist);
+        let old = slot.get_bytes();
+        slot.set(&args[2], Expiry::Persist);
         old
     });
     ctx.opt_bulk(old.as_deref())
@@ -266,7 +283,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         _ => None,
     };
     let result = store.write(db, &args[1], |slot| {
-        let value = slot.get().cloned()?;
+        let value = slot.get_bytes()?;
         match (&action, &deadline) {
             (_, Some(Err(e))) => return Some(Err(e.clone())),
             (_, Some(Ok(at))) => {
@@ -286,21 +303,44 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
 }
 
+/// Largest `MGET` reply copied into the output while the read locks are held.
+const MGET_COPY_UNDER_LOCK: u64 = 64 * 1024;
+
 /// `MGET key [key ...]`: one consistent snapshot across shards.
 pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let keys = key_slices(&args[1..]);
-    let values: Vec<Option<Bytes>> = ctx.shared.store.read_many(ctx.client.db, &keys, |r| {
-        (0..r.len())
-            .map(|i| r.get(i).map(|e| e.value.clone()))
-            .collect()
+    let shared = ctx.shared;
+    // Sized first, then written from the same snapshot. A small reply is copied straight
+    // into the output under the read locks; a large one takes handles (references for
+    // values in their own buffers) and is written after the locks are released, so writers
+    // of those shards never wait for a big copy.
+    let values = shared.store.read_many(ctx.client.db, &keys, |r| {
+        let size: u64 = (0..r.len())
+            .map(|i| r.peek(i).map_or(5, |e| e.value.len() as u64 + 16))
+            .sum();
+        if ctx.reply_too_large(size) {
+            return None;
+        }
+        if size > MGET_COPY_UNDER_LOCK {
+            return Some(
+                (0..r.len())
+                    .map(|i| r.get(i).map(|e| e.value_bytes()))
+                    .collect(),
+            );
+        }
+        reply::array_len(ctx.out, r.len());
+        for i in 0..r.len() {
+            match r.get(i) {
+                Some(e) => reply::bulk(ctx.out, e.value),
+                None => reply::null(ctx.out, ctx.client.version),
+            }
+        }
+        None
     });
-    let size: u64 = values
-        .iter()
-        .map(|v| v.as_ref().map_or(5, |b| b.len() as u64 + 16))
-        .sum();
-    if ctx.reply_too_large(size) {
+    let Some(values) = values else {
         return Ok(());
-    }
+    };
+    let values: Vec<Option<Bytes>> = values;
     reply::array_len(ctx.out, values.len());
     for v in &values {
         ctx.opt_bulk(v.as_deref())?;
@@ -309,17 +349,13 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// The keys and copied values of `MSET`/`MSETNX`, checking Redis's pairing rule.
-fn pairs(args: &[Bytes], name: &str) -> Result<Vec<Bytes>, CmdError> {
+fn pairs<'a>(args: &'a [Bytes], name: &str) -> Result<Vec<&'a [u8]>, CmdError> {
     if args.len() & 1 == 0 {
         return Err(CmdError::msg(format!(
             "ERR wrong number of arguments for '{name}' command"
         )));
     }
-    Ok(args[2..]
-        .iter()
-        .step_by(2)
-        .map(|v| Bytes::copy_from_slice(v))
-        .collect())
+    Ok(args[2..].iter().step_by(2).map(|v| &v[..]).collect())
 }
 
 /// `MSET key value [key value ...]`: atomic across shards.
@@ -362,17 +398,22 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Err(TOO_BIG);
         }
         let value = match slot.get() {
-            None => Bytes::copy_from_slice(add),
+            None => {
+                // A new key takes the argument as `SET` would (Redis encodes it: `int`,
+                // `embstr`); only an appended-to string stays `raw`.
+                slot.set(add, Expiry::Keep);
+                return Ok(add.len());
+            }
             Some(_) if add.is_empty() => return Ok(old_len),
             Some(old) => {
-                let mut b = BytesMut::with_capacity(old.len() + add.len());
+                let mut b = Vec::with_capacity(old.len() + add.len());
                 b.extend_from_slice(old);
                 b.extend_from_slice(add);
-                b.freeze()
+                b
             }
         };
         let n = value.len();
-        slot.set(value, Expiry::Keep);
+        slot.set_vec(value, Expiry::Keep);
         Ok(n)
     })?;
     ctx.int(r as i64)
@@ -426,7 +467,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         // spare capacity that `used_memory` would not count.
         let mut buf = [0u8; 20];
         let text = format_i64(new, &mut buf);
-        slot.set(Bytes::copy_from_slice(text), Expiry::Keep);
+        slot.set(text, Expiry::Keep);
         Ok(new)
     })?;
     ctx.int(r)
@@ -504,8 +545,8 @@ pub fn incr_float(cur: Option<&[u8]>, incr: &[u8]) -> Result<Bytes, CmdError> {
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let incr = &args[2];
     let v = ctx.shared.store.write(ctx.client.db, &args[1], |slot| {
-        let new = incr_float(slot.get().map(|v| &v[..]), incr)?;
-        slot.set(new.clone(), Expiry::Keep);
+        let new = incr_float(slot.get(), incr)?;
+        slot.set(&new, Expiry::Keep);
         Ok::<_, CmdError>(new)
     })?;
     ctx.bulk(&v)
@@ -515,17 +556,14 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let start = parse_i64(&args[2])?;
     let end = parse_i64(&args[3])?;
-    let value = ctx
-        .shared
-        .store
-        .read(ctx.client.db, &args[1], |e| e.map(|e| e.value.clone()));
-    let Some(v) = value else {
-        return ctx.bulk(b"");
-    };
-    match range(v.len(), start, end) {
-        Some((s, e)) => ctx.bulk(&v[s..=e]),
-        None => ctx.bulk(b""),
-    }
+    let shared = ctx.shared;
+    shared.store.read(ctx.client.db, &args[1], |e| {
+        let v = e.map_or(&b""[..], |e| e.value);
+        match range(v.len(), start, end) {
+            Some((s, e)) => ctx.bulk(&v[s..=e]),
+            None => ctx.bulk(b""),
+        }
+    })
 }
 
 /// Redis's GETRANGE clamping: the inclusive byte range, or `None` for an empty reply.
@@ -571,7 +609,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         let total = total as usize;
         let offset = offset as usize;
-        let mut b = BytesMut::with_capacity(total.max(old_len));
+        let mut b = Vec::with_capacity(total.max(old_len));
         if let Some(old) = slot.get() {
             b.extend_from_slice(old);
         }
@@ -580,7 +618,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         b[offset..total].copy_from_slice(patch);
         let n = b.len();
-        slot.set(b.freeze(), Expiry::Keep);
+        slot.set_vec(b, Expiry::Keep);
         Ok(n)
     })?;
     ctx.int(n as i64)

@@ -13,15 +13,12 @@ pub enum Reason {
     /// EVAL, FUNCTION…
     Scripting,
     /// MULTI, EXEC, WATCH…
-    Transactions,
     /// SUBSCRIBE, PUBLISH…
     PubSub,
     /// CLUSTER…
     Cluster,
     /// Lists, hashes, sets, sorted sets, streams, HyperLogLog, geo.
     NonStringType,
-    /// Bit operations on strings.
-    Bits,
 }
 
 impl Reason {
@@ -31,11 +28,9 @@ impl Reason {
             Reason::Persistence => "shardcache is a cache and keeps nothing on disk",
             Reason::Replication => "shardcache has no replication (scale out with a proxy)",
             Reason::Scripting => "shardcache runs no scripts",
-            Reason::Transactions => "shardcache has no transactions",
             Reason::PubSub => "shardcache has no pub/sub",
             Reason::Cluster => "shardcache has no cluster mode (use a proxy such as twemproxy)",
             Reason::NonStringType => "shardcache is a string-only cache",
-            Reason::Bits => "shardcache does not implement bit operations",
         }
     }
 }
@@ -47,11 +42,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("asking", Cluster),
     ("bgrewriteaof", Persistence),
     ("bgsave", Persistence),
-    ("bitcount", Bits),
-    ("bitfield", Bits),
-    ("bitfield_ro", Bits),
-    ("bitop", Bits),
-    ("bitpos", Bits),
     ("blmove", NonStringType),
     ("blmpop", NonStringType),
     ("blpop", NonStringType),
@@ -61,16 +51,13 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("bzpopmax", NonStringType),
     ("bzpopmin", NonStringType),
     ("cluster", Cluster),
-    ("discard", Transactions),
     ("eval", Scripting),
     ("eval_ro", Scripting),
     ("evalsha", Scripting),
     ("evalsha_ro", Scripting),
-    ("exec", Transactions),
     ("failover", Replication),
     ("fcall", Scripting),
     ("fcall_ro", Scripting),
-    ("function", Scripting),
     ("geoadd", NonStringType),
     ("geodist", NonStringType),
     ("geohash", NonStringType),
@@ -79,7 +66,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("georadiusbymember", NonStringType),
     ("geosearch", NonStringType),
     ("geosearchstore", NonStringType),
-    ("getbit", Bits),
     ("hdel", NonStringType),
     ("hexists", NonStringType),
     ("hget", NonStringType),
@@ -110,7 +96,6 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("lrem", NonStringType),
     ("lset", NonStringType),
     ("ltrim", NonStringType),
-    ("multi", Transactions),
     ("pfadd", NonStringType),
     ("pfcount", NonStringType),
     ("pfmerge", NonStringType),
@@ -130,10 +115,8 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("sadd", NonStringType),
     ("save", Persistence),
     ("scard", NonStringType),
-    ("script", Scripting),
     ("sdiff", NonStringType),
     ("sdiffstore", NonStringType),
-    ("setbit", Bits),
     ("sinter", NonStringType),
     ("sintercard", NonStringType),
     ("sinterstore", NonStringType),
@@ -154,9 +137,7 @@ pub static UNSUPPORTED: &[(&str, Reason)] = &[
     ("sunsubscribe", PubSub),
     ("sync", Replication),
     ("unsubscribe", PubSub),
-    ("unwatch", Transactions),
     ("wait", Replication),
-    ("watch", Transactions),
     ("xack", NonStringType),
     ("xadd", NonStringType),
     ("xautoclaim", NonStringType),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::memory::entry_memory;
+use crate::entry::entry_memory;
 use crate::ManualClock;
 use proptest::prelude::*;
 use std::collections::{BTreeSet, HashSet};
@@ -112,12 +112,12 @@ fn write_slot_api() {
         assert!(!slot.exists());
         assert_eq!(slot.key(), b"counter");
         slot.set(b("1"), Expiry::At(slot.now_ms() + 500));
-        (slot.get().cloned(), slot.expires_at_ms())
+        (slot.get_bytes(), slot.expires_at_ms())
     });
     assert_eq!(r, (Some(b("1")), 1_500));
     s.read(0, b"counter", |e| {
         let e = e.unwrap();
-        assert_eq!(e.value, "1");
+        assert_eq!(e.value, b"1");
         assert_eq!(e.expires_at_ms, 1_500);
     });
     // KEEPTTL overwrite keeps the TTL, plain overwrite drops it.
@@ -193,7 +193,10 @@ fn active_expiry_cycle() {
     assert_eq!(s.expire_cycle(10_000), 500);
     assert_eq!(s.stats().expired, 1000);
     assert_eq!(s.dbsize(0), 1);
-    assert_eq!(s.used_memory(), entry_memory(4, 1));
+    assert_eq!(
+        s.used_memory(),
+        entry_memory(4, 1, false) + s.overhead_memory()
+    );
 }
 
 #[test]
@@ -233,10 +236,10 @@ fn accounting_returns_to_zero() {
     let expected: u64 = keys
         .iter()
         .enumerate()
-        .map(|(i, (_, k))| entry_memory(k.len(), i % 300))
+        .map(|(i, (_, k))| entry_memory(k.len(), i % 300, i % 3 == 0))
         .sum();
-    assert_eq!(s.used_memory(), expected);
-    assert_eq!(s.stats().used_memory, expected);
+    assert_eq!(s.used_memory(), expected + s.overhead_memory());
+    assert_eq!(s.stats().used_memory, s.used_memory());
     // Overwrite some with other sizes.
     for (db, k) in keys.iter().take(500) {
         s.write(*db, k.as_bytes(), |slot| slot.set(b("short"), Expiry::Keep));
@@ -264,11 +267,12 @@ fn flush_db_and_flush_all() {
         );
         s.set(1, b(&format!("b{i}")), b("v"), Expiry::Persist);
     }
-    let one = s.used_memory() / 2;
+    let both = s.used_memory();
     s.flush_db(0, false);
     assert_eq!(s.dbsize(0), 0);
     assert_eq!(s.dbsize(1), 500);
-    assert_eq!(s.used_memory(), one);
+    assert!(s.used_memory() < both);
+    assert_eq!(s.used_memory(), s.recount_memory());
     assert_eq!(s.db_stats(1).expires, 0);
     s.set(0, b("again"), b("v"), Expiry::Persist);
     s.flush_all(true);
@@ -410,8 +414,10 @@ fn noeviction_is_oom() {
 #[test]
 fn allkeys_random_gets_under_limit() {
     let (s, _) = evict_store(EvictionPolicy::AllKeysRandom);
+    // Values large enough that entries, not table segments, are most of the memory.
+    let v = "v".repeat(1000);
     for i in 0..1000 {
-        s.set(i % 2, b(&format!("k{i}")), b("v"), Expiry::Persist);
+        s.set(i % 2, b(&format!("k{i}")), b(&v), Expiry::Persist);
     }
     let target = s.used_memory() / 2;
     s.set_maxmemory(target);
@@ -461,22 +467,24 @@ fn volatile_policies_never_evict_persistent_keys() {
 fn volatile_ttl_evicts_soonest() {
     let (s, clock) = evict_store(EvictionPolicy::VolatileTtl);
     let now = clock.now_ms();
+    let v = "v".repeat(1000);
     for i in 0..1000u64 {
         s.set(
             0,
             b(&format!("t{i}")),
-            b("v"),
+            b(&v),
             Expiry::At(now + 10_000 + i * 1000),
         );
     }
-    let per = s.used_memory() / 1000;
+    let per = (s.used_memory() - s.overhead_memory()) / 1000;
     s.set_maxmemory(s.used_memory() - 100 * per);
     s.reclaim_memory().unwrap();
     // The 100 soonest-expiring keys went (up to a few from sampling noise).
     let gone: Vec<u64> = (0..1000u64)
         .filter(|i| s.get(0, format!("t{i}").as_bytes()).is_none())
         .collect();
-    assert_eq!(gone.len(), 100);
+    // Each eviction frees an entry and sometimes the table segment it was alone in.
+    assert!((95..=105).contains(&gone.len()), "{}", gone.len());
     let early = gone.iter().filter(|&&i| i < 200).count();
     assert!(
         early >= 95,
@@ -555,7 +563,7 @@ fn multi_key_ops() {
     // Repeated keys are fine.
     s.write_many(0, &[b"dup", b"dup"], |m| {
         m.slot(0).set(b("1"), Expiry::Persist);
-        assert_eq!(m.slot(1).get(), Some(&b("1")));
+        assert_eq!(m.slot(1).get(), Some(&b"1"[..]));
         m.slot(1).remove();
         assert!(!m.slot(0).exists());
     });
@@ -591,10 +599,10 @@ fn write_many_is_atomic_for_concurrent_readers() {
     let mut checks = 0;
     while start.elapsed() < Duration::from_millis(300) {
         s.read_many(0, &refs, |m| {
-            let first = m.get(0).map(|e| e.value.clone());
+            let first = m.get(0).map(|e| e.value.to_vec());
             for i in 1..m.len() {
                 assert_eq!(
-                    m.get(i).map(|e| e.value.clone()),
+                    m.get(i).map(|e| e.value.to_vec()),
                     first,
                     "half-applied write"
                 );
@@ -610,7 +618,7 @@ fn write_many_is_atomic_for_concurrent_readers() {
 #[test]
 fn reclaimer_removes_100k_keys_within_4s() {
     let s = Arc::new(store(16));
-    let reclaimer = s.spawn_reclaimer(Duration::from_millis(100));
+    let reclaimer = crate::Reclaimer::spawn(&s, Duration::from_millis(100));
     for i in 0..100_000 {
         s.set(
             0,
@@ -644,7 +652,7 @@ fn reclaimer_removes_100k_keys_within_4s() {
 #[test]
 fn reclaimer_stops_on_drop() {
     let s = Arc::new(store(1));
-    let r = s.spawn_reclaimer(Duration::from_millis(5));
+    let r = crate::Reclaimer::spawn(&s, Duration::from_millis(5));
     std::thread::sleep(Duration::from_millis(20));
     drop(r);
     // The thread held only a weak reference.
@@ -763,4 +771,158 @@ fn huge_maxmemory_samples_stays_bounded() {
         assert!(s.used_memory() <= target, "{policy}");
         assert!(t.elapsed().as_secs() < 5, "{policy}: {:?}", t.elapsed());
     }
+}
+
+#[test]
+fn transactions_are_atomic_for_single_key_readers() {
+    // A writer moves one unit between accounts on different shards with separate single-key
+    // operations inside a transaction; readers that read every account inside a transaction
+    // of their own must always see the same total.
+    let s = Arc::new(store(16));
+    let keys: Vec<String> = (0..6).map(|i| format!("acct{i}")).collect();
+    assert!(
+        keys.iter()
+            .map(|k| s.shard_of(k.as_bytes()))
+            .collect::<HashSet<_>>()
+            .len()
+            > 1
+    );
+    for k in &keys {
+        s.set(0, k.as_bytes(), b"100", Expiry::Persist);
+    }
+    let total = |s: &Store| -> i64 {
+        keys.iter()
+            .map(|k| {
+                let v = s.get(0, k.as_bytes()).unwrap();
+                std::str::from_utf8(&v).unwrap().parse::<i64>().unwrap()
+            })
+            .sum()
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, keys, stop) = (s.clone(), keys.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            let mut moves = 0u64;
+            while !stop.load(Relaxed) {
+                let (from, to) = (moves as usize % 6, (moves as usize + 1) % 6);
+                s.transaction(Some(&refs), || {
+                    for (k, d) in [(from, -1i64), (to, 1)] {
+                        s.write(0, refs[k], |slot| {
+                            let v: i64 = std::str::from_utf8(slot.get().unwrap())
+                                .unwrap()
+                                .parse()
+                                .unwrap();
+                            slot.set((v + d).to_string(), Expiry::Keep);
+                        });
+                    }
+                });
+                moves += 1;
+            }
+            moves
+        })
+    };
+    let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    let mut checks = 0;
+    while checks < 2000 {
+        assert_eq!(s.transaction(Some(&refs), || total(&s)), 600);
+        checks += 1;
+    }
+    stop.store(true, Relaxed);
+    let moves = writer.join().unwrap();
+    assert!(moves > 0);
+    assert_eq!(total(&s), 600);
+    // Everything the transactions did is accounted and published.
+    assert_eq!(s.used_memory(), s.recount_memory());
+}
+
+#[test]
+fn transaction_over_all_shards_and_nesting() {
+    let s = store(8);
+    for i in 0..100 {
+        s.set(0, format!("k{i}"), b"v", Expiry::Persist);
+    }
+    let (n, nested) = s.transaction(None, || {
+        s.flush_db(0, false);
+        s.set(0, b"after", b"v", Expiry::Persist);
+        (
+            s.dbsize(0),
+            s.transaction(Some(&[b"x"]), || s.get(0, b"after")),
+        )
+    });
+    assert_eq!(n, 1);
+    assert_eq!(nested.as_deref(), Some(&b"v"[..]));
+    // The locks are free again.
+    s.set(0, b"k", b"v", Expiry::Persist);
+    assert_eq!(s.dbsize(0), 2);
+}
+
+#[test]
+fn watch_flags_follow_every_kind_of_change() {
+    let (s, clock) = clocked(4, 1_000);
+    let f = Arc::new(WatchFlag::default());
+    let watch = |k: &[u8]| {
+        f.clear();
+        s.watch(0, k, &f);
+    };
+    // Reads and other keys do not touch it.
+    s.set(0, b"a", b"1", Expiry::Persist);
+    watch(b"a");
+    s.get(0, b"a");
+    s.set(0, b"other", b"1", Expiry::Persist);
+    s.set(1, b"a", b"1", Expiry::Persist);
+    assert!(!f.is_dirty());
+    // A write does, and so does creating a watched missing key.
+    s.set(0, b"a", b"2", Expiry::Persist);
+    assert!(f.is_dirty());
+    watch(b"missing");
+    s.write(0, b"missing", |slot| slot.set(b"x", Expiry::Persist));
+    assert!(f.is_dirty());
+    // Delete, expire (set and reached), flush.
+    watch(b"a");
+    s.delete(0, b"a");
+    assert!(f.is_dirty());
+    s.set(0, b"t", b"1", Expiry::At(2_000));
+    watch(b"t");
+    assert!(!s.is_expired(0, b"t"));
+    clock.set(3_000);
+    assert!(s.is_expired(0, b"t"));
+    s.expire_cycle(100);
+    assert!(f.is_dirty());
+    s.set(0, b"f", b"1", Expiry::Persist);
+    watch(b"f");
+    s.flush_all(false);
+    assert!(f.is_dirty());
+    // Unwatched: nothing more, and the shard forgets its watchers.
+    s.set(0, b"g", b"1", Expiry::Persist);
+    watch(b"g");
+    s.unwatch(0, b"g", &f);
+    s.unwatch(0, b"missing", &f);
+    s.unwatch(0, b"a", &f);
+    s.unwatch(0, b"t", &f);
+    s.unwatch(0, b"f", &f);
+    s.set(0, b"g", b"2", Expiry::Persist);
+    assert!(!f.is_dirty());
+    assert!(s.shards.iter().all(|sh| sh.lock.read().watches.is_none()));
+}
+
+#[test]
+fn swap_db_moves_keys_ttls_and_touches_watchers() {
+    let (s, clock) = clocked(4, 1_000);
+    for i in 0..50 {
+        s.set(0, format!("a{i}"), b"v", Expiry::At(2_000));
+        s.set(1, format!("b{i}"), b"v", Expiry::Persist);
+    }
+    let f = Arc::new(WatchFlag::default());
+    s.watch(0, b"b3", &f);
+    s.swap_db(0, 1);
+    assert!(f.is_dirty(), "b3 exists in db 1, swapped into db 0");
+    assert_eq!((s.dbsize(0), s.dbsize(1)), (50, 50));
+    assert!(s.get(0, b"b7").is_some() && s.get(1, b"a7").is_some());
+    assert_eq!(s.db_stats(1).expires, 50);
+    // The expiry index follows the swap: db 1 now expires.
+    clock.set(3_000);
+    assert_eq!(s.expire_cycle(1_000), 50);
+    assert_eq!((s.dbsize(0), s.dbsize(1)), (50, 0));
+    assert_eq!(s.used_memory(), s.recount_memory());
 }

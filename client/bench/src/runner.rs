@@ -15,7 +15,7 @@ use tokio_util::codec::Decoder;
 
 use super::stats::{round2, LatencySummary, OpStats};
 use super::workload::{Distribution, KeySampler, RequestEncoder};
-use crate::{Client, ClientConfig};
+use shardcache_client::{Client, ClientConfig};
 
 /// Most requests a connection keeps in flight in open-loop mode before the
 /// writer waits (latency is still charged from the scheduled time).
@@ -239,33 +239,16 @@ impl Shared {
 /// Connection errors.
 pub async fn prefill(cfg: &RunConfig) -> anyhow::Result<()> {
     let encoder = Arc::new(RequestEncoder::new(cfg.keys, cfg.value_size));
-    let conns = cfg.connections.clamp(1, 8) as u64;
-    let mut tasks = Vec::new();
-    for c in 0..conns {
-        let encoder = Arc::clone(&encoder);
-        let addr = cfg.addr();
-        let keys = cfg.keys;
-        tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(addr).await?;
-            let mut buf = Vec::with_capacity(256 * 1024);
-            let mut idx = c;
-            while idx < keys {
-                buf.clear();
-                let mut n = 0;
-                while idx < keys && n < 1000 {
-                    encoder.push_set(&mut buf, idx);
-                    idx += conns;
-                    n += 1;
-                }
-                client.send_raw(&buf).await?;
-                client.read_frames_with(n, |_| {}).await?;
-            }
-            Ok::<_, crate::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    let conns = cfg.connections.clamp(1, 8);
+    super::load::set_all(
+        &cfg.addr(),
+        encoder,
+        cfg.keys,
+        conns,
+        1000,
+        Default::default(),
+    )
+    .await?;
     Ok(())
 }
 

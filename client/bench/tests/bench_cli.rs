@@ -1,10 +1,14 @@
-//! The `shardcache-bench` binary end to end against a real redis-server.
+//! The `shardcache-bench` binary end to end against a real redis-server (and,
+//! for `load`, a shardcache binary when one is built).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::{require, Redis};
+use shardcache_client::{Client, Frame, Ttl};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_shardcache-bench");
 
@@ -224,4 +228,179 @@ fn sweep_writes_csv_markdown_and_plots() {
     assert!(out_dir.join("server-shards-4.log").exists());
     assert!(std::fs::read_dir(out_dir.join("info")).unwrap().count() >= 8);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A shardcache binary to run the `load` test against too: `SHARDCACHE_BIN`, else the
+/// workspace's release or debug build if there is one (this crate cannot depend on the
+/// server's binary target).
+fn shardcache_bin() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("SHARDCACHE_BIN") {
+        return Some(p.into());
+    }
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    ["release", "debug"]
+        .iter()
+        .map(|profile| target.join(profile).join("shardcache"))
+        .find(|p| p.is_file())
+}
+
+/// Runs `shardcache-bench load` against `port` and checks what it left behind: exactly
+/// `keys` keys, each `key:` + 12 digits with a value of the requested size and TTL.
+fn check_load(port: u16) {
+    let port_s = port.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let mut client = rt.block_on(Client::connect(addr.clone())).unwrap();
+    rt.block_on(client.cmd(&["FLUSHALL"])).unwrap();
+
+    // 5,000 keys with a TTL; pipeline 7 does not divide 5,000, so the last batch is short.
+    let out = Command::new(BENCH)
+        .args([
+            "load",
+            "--port",
+            &port_s,
+            "--keys",
+            "5000",
+            "--key-size",
+            "16",
+        ])
+        .args(["--value-size", "100", "--ttl", "3600", "--connections", "3"])
+        .args(["--pipeline", "7", "--threads", "2", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["requests"].as_u64(), Some(5000), "{v}");
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["set"]["count"].as_u64(), Some(5000), "{v}");
+    for f in ["p50", "p99", "p999", "max"] {
+        assert!(v["set"][f].as_f64().unwrap() > 0.0, "set.{f} in {v}");
+    }
+    assert!(v["set"]["p50"].as_f64() <= v["set"]["p999"].as_f64());
+    let strlen =
+        |client: &mut Client, key: &str| match rt.block_on(client.cmd(&["STRLEN", key])).unwrap() {
+            Frame::Integer(n) => n,
+            other => panic!("STRLEN {key}: {other:?}"),
+        };
+    assert_eq!(rt.block_on(client.dbsize()).unwrap(), 5000);
+    for key in ["key:000000000000", "key:000000002500", "key:000000004999"] {
+        assert_eq!(key.len(), 16);
+        assert_eq!(strlen(&mut client, key), 100, "{key}");
+        match rt.block_on(client.ttl(key)).unwrap() {
+            Ttl::Expires(d) => assert!(d > Duration::from_secs(3500), "{key}: {d:?}"),
+            other => panic!("{key} should expire: {other:?}"),
+        }
+    }
+    assert_eq!(strlen(&mut client, "key:000000005000"), 0);
+
+    // Text output, no TTL, after a flush: the human lines and the key=value line.
+    rt.block_on(client.cmd(&["FLUSHALL"])).unwrap();
+    let out = Command::new(BENCH)
+        .args([
+            "load",
+            "--port",
+            &port_s,
+            "--keys",
+            "1000",
+            "--value-size",
+            "8",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("SET latency (us): p50 "), "{text}");
+    let kv = text.lines().find(|l| l.starts_with("load ")).expect(&text);
+    let field = |name: &str| {
+        kv.split(' ')
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("{name} in {kv}"))
+    };
+    assert_eq!(field("requests"), "1000");
+    assert_eq!(field("errors"), "0");
+    assert_eq!(field("ttl"), "0");
+    assert!(field("ops_per_sec").parse::<f64>().unwrap() > 0.0);
+    assert!(field("p999_us").parse::<f64>().unwrap() > 0.0);
+    assert_eq!(rt.block_on(client.dbsize()).unwrap(), 1000);
+    assert_eq!(strlen(&mut client, "key:000000000999"), 8);
+    assert_eq!(
+        rt.block_on(client.ttl("key:000000000999")).unwrap(),
+        Ttl::Persistent
+    );
+
+    // Keys that cannot be 16 bytes and distinct: refused before connecting.
+    let out = Command::new(BENCH)
+        .args([
+            "load",
+            "--port",
+            &port_s,
+            "--keys",
+            "1000000",
+            "--key-size",
+            "9",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key-size"));
+}
+
+#[test]
+fn load_sets_every_key_once_redis() {
+    let Some(bin) = require("redis-server") else {
+        return;
+    };
+    let redis = Redis::start(&bin);
+    check_load(redis.port);
+}
+
+#[test]
+fn load_sets_every_key_once_shardcache() {
+    let Some(bin) = shardcache_bin() else {
+        eprintln!(
+            "SKIP: no shardcache binary (cargo build -p shardcache-server, or SHARDCACHE_BIN)"
+        );
+        return;
+    };
+    /// Kills the server even when an assertion fails.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let port = common::free_port();
+    let _server = Killed(
+        Command::new(&bin)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--metrics-addr",
+                "",
+                "--log-level",
+                "warn",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        common::wait_listening(port, Duration::from_secs(10)),
+        "{} did not start on {port}",
+        bin.display()
+    );
+    check_load(port);
 }

@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 
 use super::runner::{self, Report, RunConfig};
 use super::workload::Distribution;
-use crate::Client;
+use shardcache_client::Client;
 
 /// The grid (`shardcache-bench sweep ...`).
 #[derive(Clone, Debug, clap::Args)]

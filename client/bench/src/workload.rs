@@ -161,30 +161,65 @@ fn helper2(x: f64) -> f64 {
     }
 }
 
-/// Encodes `GET key:NNNNNN` / `SET key:NNNNNN <value>` without formatting: the
-/// key has a fixed width, so each request is a copied template plus digits.
+/// Encodes `GET key:NNNNNN` / `SET key:NNNNNN <value> [EX secs]` without
+/// formatting: the key has a fixed width, so each request is a copied template
+/// plus digits.
 #[derive(Clone, Debug)]
 pub struct RequestEncoder {
-    /// Digits in a key (zero-padded, at least 6).
+    /// Digits in a key (zero-padded).
     width: usize,
     /// `*2\r\n$3\r\nGET\r\n$<len>\r\nkey:`.
     get_prefix: Vec<u8>,
-    /// `*3\r\n$3\r\nSET\r\n$<len>\r\nkey:`.
+    /// `*3\r\n$3\r\nSET\r\n$<len>\r\nkey:` (`*5` with a TTL).
     set_prefix: Vec<u8>,
-    /// `\r\n$<vlen>\r\n<value>\r\n`.
+    /// `\r\n$<vlen>\r\n<value>\r\n` (then `$2\r\nEX\r\n$<n>\r\n<secs>\r\n` with a TTL).
     set_suffix: Vec<u8>,
 }
 
 impl RequestEncoder {
-    /// For a key space of `keys` keys and values of `value_size` bytes.
+    /// For a key space of `keys` keys and values of `value_size` bytes; keys
+    /// have at least 6 digits (`key:000123`).
     pub fn new(keys: u64, value_size: usize) -> Self {
-        let width = keys.saturating_sub(1).max(1).to_string().len().max(6);
+        let width = digits(keys.saturating_sub(1)).max(6);
+        Self::build(width, value_size, None)
+    }
+
+    /// Keys of exactly `key_size` bytes (`key:` and zero-padded digits) for
+    /// indices `0..keys`, values of `value_size` bytes, and SETs with
+    /// `EX ttl_secs` when given.
+    ///
+    /// # Errors
+    /// When `key_size` leaves too few digits for `keys` distinct keys.
+    pub fn with_key_size(
+        keys: u64,
+        key_size: usize,
+        value_size: usize,
+        ttl_secs: Option<u64>,
+    ) -> Result<Self, String> {
+        let need = digits(keys.saturating_sub(1));
+        if key_size < 4 + need {
+            return Err(format!(
+                "--key-size {key_size} is too small for {keys} distinct keys (need at least {})",
+                4 + need
+            ));
+        }
+        Ok(Self::build(key_size - 4, value_size, ttl_secs))
+    }
+
+    /// The templates for `width` digits.
+    fn build(width: usize, value_size: usize, ttl_secs: Option<u64>) -> Self {
         let klen = 4 + width;
+        let argc = if ttl_secs.is_some() { 5 } else { 3 };
         let get_prefix = format!("*2\r\n$3\r\nGET\r\n${klen}\r\nkey:").into_bytes();
-        let set_prefix = format!("*3\r\n$3\r\nSET\r\n${klen}\r\nkey:").into_bytes();
+        let set_prefix = format!("*{argc}\r\n$3\r\nSET\r\n${klen}\r\nkey:").into_bytes();
         let mut set_suffix = format!("\r\n${value_size}\r\n").into_bytes();
         set_suffix.extend((0..value_size).map(|i| b'a' + (i % 26) as u8));
         set_suffix.extend_from_slice(b"\r\n");
+        if let Some(secs) = ttl_secs {
+            let secs = secs.to_string();
+            set_suffix
+                .extend_from_slice(format!("$2\r\nEX\r\n${}\r\n{secs}\r\n", secs.len()).as_bytes());
+        }
         RequestEncoder {
             width,
             get_prefix,
@@ -227,6 +262,11 @@ impl RequestEncoder {
     }
 }
 
+/// Number of decimal digits of `n` (1 for 0).
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +288,27 @@ mod tests {
         assert_eq!(enc.key(42), "key:000042");
         let wide = RequestEncoder::new(10_000_000, 1);
         assert_eq!(wide.key(5), "key:0000005");
+    }
+
+    #[test]
+    fn fixed_key_size_and_ttl() {
+        let enc = RequestEncoder::with_key_size(10_000_000, 16, 3, Some(3600)).unwrap();
+        assert_eq!(enc.key(42), "key:000000000042");
+        let mut buf = Vec::new();
+        enc.push_set(&mut buf, 9_999_999);
+        assert_eq!(
+            buf,
+            b"*5\r\n$3\r\nSET\r\n$16\r\nkey:000009999999\r\n$3\r\nabc\r\n$2\r\nEX\r\n$4\r\n3600\r\n"
+        );
+        let plain = RequestEncoder::with_key_size(10, 5, 0, None).unwrap();
+        buf.clear();
+        plain.push_set(&mut buf, 9);
+        assert_eq!(buf, b"*3\r\n$3\r\nSET\r\n$5\r\nkey:9\r\n$0\r\n\r\n");
+        assert!(RequestEncoder::with_key_size(11, 5, 1, None).is_err());
+        assert_eq!(digits(0), 1);
+        assert_eq!(digits(9), 1);
+        assert_eq!(digits(10), 2);
+        assert_eq!(digits(u64::MAX), 20);
     }
 
     /// Log-log slope of rank frequency for the top ranks should be about -theta.
