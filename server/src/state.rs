@@ -141,11 +141,6 @@ impl ClientRegistry {
         v
     }
 
-    /// Shutdown: shuts every registered socket for reading, so a connection waiting for a
-    /// request wakes at once (its read returns end-of-file) while its replies can still be
-    /// written. Connections then see [`Shared::shutting_down`] and close. Done under the
-    /// registry lock, which a connection takes to unregister before its socket closes, so no
-    /// descriptor here can have been closed and reused.
     /// `CLIENT KILL`: shuts down (both ways) the socket of every client `matches` accepts,
     /// except `skip`; each connection notices at its next read or write and closes. Returns
     /// how many were killed.
@@ -171,6 +166,11 @@ impl ClientRegistry {
         n
     }
 
+    /// Shutdown: shuts every registered socket for reading, so a connection waiting for a
+    /// request wakes at once (its read returns end-of-file) while its replies can still be
+    /// written. Connections then see [`Shared::shutting_down`] and close. Done under the
+    /// registry lock, which a connection takes to unregister before its socket closes, so no
+    /// descriptor here can have been closed and reused.
     pub fn wake_all(&self) {
         let map = self.map.lock();
         for fd in map.values().filter_map(|r| r.fd) {
