@@ -669,6 +669,10 @@ mod tests {
         assert!(e.contains("proto-max-bulk-len"), "{e}");
         let e = parse(&["--maxclients", "0"]).unwrap_err();
         assert!(e.contains("maxclients"), "{e}");
+        let e = parse(&["--threads", "0"]).unwrap_err();
+        assert!(e.contains("--threads"), "{e}");
+        assert_eq!(parse(&["--threads", "3"]).unwrap().threads, 3);
+        assert!(default_threads() >= 1);
     }
 
     #[test]

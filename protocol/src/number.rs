@@ -5,6 +5,7 @@ use bytes::{BufMut, BytesMut};
 /// Parses a signed decimal exactly like Redis's `string2ll` (util.c), so that the same request
 /// bytes are accepted or rejected as by Redis: no sign other than a leading `-`, no leading
 /// zeros (except `"0"` itself, so `"-0"` is rejected), no spaces, at most 20 bytes, no overflow.
+#[inline]
 pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
     // LONG_STR_SIZE is 21 in Redis: 20 bytes or fewer.
     if s.is_empty() || s.len() >= 21 {

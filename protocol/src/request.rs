@@ -358,7 +358,9 @@ impl RequestDecoder {
         let mut frame = buf.split_to(pos).freeze();
         let (&(last_start, last_end), rest) = ranges[..count].split_last()?;
         let mut args: SmallVec<[Bytes; 8]> = SmallVec::with_capacity(count);
-        args.extend(rest.iter().map(|&(start, end)| frame.slice(start..end)));
+        for &(start, end) in rest {
+            args.push(frame.slice(start..end));
+        }
         frame.truncate(last_end);
         frame.advance(last_start);
         args.push(frame);

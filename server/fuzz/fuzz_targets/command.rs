@@ -61,7 +61,13 @@ fuzz_target!(|data: &[u8]| {
     let mut out = BytesMut::new();
     while let Ok(Some(request)) = decoder.decode(&mut input) {
         out.clear();
-        let flow = command::execute(&shared, shared.stats.worker(0), &mut client, &request, &mut out);
+        let flow = command::execute(
+            &shared,
+            shared.stats.worker(0),
+            &mut client,
+            &request,
+            &mut out,
+        );
         // Exactly one complete reply per request.
         let mut frames = FrameDecoder::new(Limits {
             max_bulk_len: usize::MAX >> 1,
