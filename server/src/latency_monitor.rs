@@ -47,14 +47,15 @@ impl LatencyMonitor {
         self.threshold_ms.store(ms, Relaxed);
     }
 
-    /// Adds a sample to `event` if `nanos` reaches the threshold (one load otherwise).
+    /// Adds a sample to the `command` or (if `fast()`) `fast-command` event when `nanos`
+    /// reaches the threshold (one load otherwise; `fast` is asked only then).
     #[inline]
-    pub fn note(&self, fast: bool, nanos: u64) {
+    pub fn note(&self, nanos: u64, fast: impl FnOnce() -> bool) {
         let t = self.threshold_ms.load(Relaxed);
         if t == 0 || nanos / 1_000_000 < t {
             return;
         }
-        let event = if fast { "fast-command" } else { "command" };
+        let event = if fast() { "fast-command" } else { "command" };
         self.add(event, nanos / 1_000_000);
     }
 
@@ -116,14 +117,14 @@ mod tests {
     #[test]
     fn samples_over_the_threshold_only() {
         let m = LatencyMonitor::new(0);
-        m.note(false, 50_000_000);
+        m.note(50_000_000, || false);
         assert!(m.latest().is_empty(), "off at 0");
         m.set_threshold_ms(10);
-        m.note(false, 9_000_000);
+        m.note(9_000_000, || false);
         assert!(m.latest().is_empty());
-        m.note(false, 12_000_000);
-        m.note(false, 30_000_000);
-        m.note(true, 11_000_000);
+        m.note(12_000_000, || false);
+        m.note(30_000_000, || false);
+        m.note(11_000_000, || true);
         let latest = m.latest();
         assert_eq!(latest.len(), 2);
         let (name, (_, ms), max) = latest.iter().find(|l| l.0 == "command").copied().unwrap();

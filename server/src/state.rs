@@ -304,7 +304,7 @@ impl Shared {
         self.slowlog
             .note(nanos, args, client.peer, client.name.as_deref());
         self.latency_monitor
-            .note(crate::command::is_fast(index), nanos);
+            .note(nanos, || crate::command::is_fast(index));
     }
 
     /// `CONFIG RESETSTAT`: zeroes the statistics Redis resets (command stats, keyspace hits
