@@ -182,6 +182,24 @@ fn own_info(ctx: &Ctx<'_>) -> ClientInfo {
     }
 }
 
+/// A `TYPE` filter of `CLIENT LIST`/`KILL`: whether it selects normal clients (the only
+/// kind shardcache has), or Redis's error for an unknown type.
+fn is_normal_type(t: &[u8]) -> Result<bool, CmdError> {
+    if eq_ic(t, "normal") {
+        Ok(true)
+    } else if ["master", "replica", "slave", "pubsub"]
+        .iter()
+        .any(|w| eq_ic(t, w))
+    {
+        Ok(false)
+    } else {
+        Err(CmdError::msg(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(t)
+        )))
+    }
+}
+
 /// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]`.
 fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
@@ -189,20 +207,7 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut i = 2;
     while i < args.len() {
         if eq_ic(&args[i], "type") && i + 1 < args.len() {
-            let t = &args[i + 1];
-            if eq_ic(t, "normal") {
-                normal_only = true;
-            } else if ["master", "replica", "slave", "pubsub"]
-                .iter()
-                .any(|w| eq_ic(t, w))
-            {
-                normal_only = false;
-            } else {
-                return Err(CmdError::msg(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(t)
-                )));
-            }
+            normal_only = is_normal_type(&args[i + 1])?;
             i += 2;
         } else if eq_ic(&args[i], "id") && i + 1 < args.len() {
             let mut v = Vec::new();
@@ -279,19 +284,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 .ok_or_else(|| CmdError::msg("ERR client-id should be greater than 0"))?;
             id = Some(i as u64);
         } else if eq_ic(k, "type") {
-            if eq_ic(v, "normal") {
-                normal = true;
-            } else if ["master", "replica", "slave", "pubsub"]
-                .iter()
-                .any(|w| eq_ic(v, w))
-            {
-                normal = false;
-            } else {
-                return Err(CmdError::msg(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(v)
-                )));
-            }
+            normal = is_normal_type(v)?;
         } else if eq_ic(k, "addr") {
             addr = Some(String::from_utf8_lossy(v).into_owned());
         } else if eq_ic(k, "laddr") {
