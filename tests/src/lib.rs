@@ -12,11 +12,32 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The `shardcache` binary under test.
+/// The `shardcache` binary under test: `SHARDCACHE_BIN`, else the debug binary of this tree,
+/// brought up to date once per test process (`cargo build -p shardcache-server`: a no-op when
+/// `cargo test --workspace` has just built it, and what keeps `cargo test -p shardcache-tests`
+/// from running a stale binary).
 pub fn shardcache_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("SHARDCACHE_BIN") {
         return PathBuf::from(p);
     }
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "shardcache-server",
+                "--bin",
+                "shardcache",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "building the shardcache binary failed: {status:?}"
+        );
+    });
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
