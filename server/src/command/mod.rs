@@ -1416,6 +1416,10 @@ pub fn execute(
     out: &mut BytesMut,
 ) -> Flow {
     let args = request.args();
+    // As a connection does: a client in MULTI queues (or runs EXEC) before dispatch.
+    if let Some(flow) = transaction::intercept(shared, stats, client, args, out) {
+        return flow;
+    }
     let Some(d) = dispatch(shared, stats, client, args, out) else {
         return Flow::Continue;
     };
