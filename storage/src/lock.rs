@@ -1,9 +1,12 @@
-//! An `RwLock` that measures its own contention.
+//! An `RwLock` that measures its own contention, and its holds.
 //!
 //! Every acquisition first tries the lock without blocking. If that succeeds the acquisition
-//! is *uncontended* and costs one `Relaxed` `fetch_add` on top of the lock itself — no clock
-//! read. Only when the try fails do we read `Instant::now()`, block, and record the wait in a
-//! per-mode histogram with fixed log-spaced bounds ([`LOCK_WAIT_BUCKETS_NS`]).
+//! is *uncontended* and costs one `Relaxed` `fetch_add` (or, exclusive, a plain store) and
+//! the holder word (see [`crate::blame`]) on top of the lock itself, all on the cache line
+//! the lock word is on — no clock read, unless the thread's holder is timed or the
+//! acquisition is the sampled one in [`HOLD_SAMPLE`]. Only when the try fails do we read the
+//! clock, block, and record the wait in a per-mode histogram with fixed log-spaced bounds
+//! ([`LOCK_WAIT_BUCKETS_NS`]), charging it to the holder the waiter saw.
 //!
 //! The counters of each mode (read, write) live on their own cache lines so that readers
 //! bumping the read counters do not invalidate the line writers update, and neither shares
@@ -13,9 +16,11 @@
 //! then a plain `parking_lot::RwLock` plus one predictable branch, so the overhead of the
 //! instrumentation can be benchmarked.
 
+use crate::blame::{self, LongHold, HOLD_SAMPLE, LOCK_HOLD_BUCKETS_NS, STICKY, TIMED, WRITE};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// Upper bounds (inclusive, nanoseconds) of the lock-wait histogram buckets: 100 ns to
 /// 100 ms, 1-2.5-5 log spaced. A last, implicit `+Inf` bucket follows, so histograms have
@@ -53,7 +58,13 @@ struct ModeCounters {
     contended: AtomicU64,
     wait_ns: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
+    /// Timed holds (weighted: see [`HOLD_SAMPLE`]).
+    holds: AtomicU64,
+    hold_ns: AtomicU64,
+    hold_buckets: [AtomicU64; HOLD_BUCKETS],
 }
+
+const HOLD_BUCKETS: usize = LOCK_HOLD_BUCKETS_NS.len() + 1;
 
 impl ModeCounters {
     #[cold]
@@ -63,10 +74,20 @@ impl ModeCounters {
         self.buckets[bucket_index(ns)].fetch_add(1, Relaxed);
     }
 
+    #[cold]
+    fn held(&self, ns: u64, weight: u64) {
+        self.holds.fetch_add(weight, Relaxed);
+        self.hold_ns.fetch_add(ns.saturating_mul(weight), Relaxed);
+        self.hold_buckets[LOCK_HOLD_BUCKETS_NS.partition_point(|&b| b < ns)]
+            .fetch_add(weight, Relaxed);
+    }
+
     fn reset(&self) {
         self.contended.store(0, Relaxed);
         self.wait_ns.store(0, Relaxed);
-        for b in &self.buckets {
+        self.holds.store(0, Relaxed);
+        self.hold_ns.store(0, Relaxed);
+        for b in self.buckets.iter().chain(&self.hold_buckets) {
             b.store(0, Relaxed);
         }
     }
@@ -77,6 +98,9 @@ impl ModeCounters {
             contended: self.contended.load(Relaxed),
             wait_ns_total: self.wait_ns.load(Relaxed),
             wait_buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
+            holds: self.holds.load(Relaxed),
+            hold_ns_total: self.hold_ns.load(Relaxed),
+            hold_buckets: self.hold_buckets.iter().map(|b| b.load(Relaxed)).collect(),
         }
     }
 }
@@ -98,6 +122,12 @@ pub struct LockModeStats {
     /// Non-cumulative wait histogram: `wait_buckets[i]` counts waits `<=
     /// LOCK_WAIT_BUCKETS_NS[i]` (and above the previous bound); the last element is `+Inf`.
     pub wait_buckets: Vec<u64>,
+    /// Holds, estimated from the timed ones (a sampled hold counts [`HOLD_SAMPLE`] times).
+    pub holds: u64,
+    /// Their total duration, estimated likewise, in nanoseconds.
+    pub hold_ns_total: u64,
+    /// Non-cumulative hold histogram over [`LOCK_HOLD_BUCKETS_NS`] (last: `+Inf`), weighted.
+    pub hold_buckets: Vec<u64>,
 }
 
 impl LockModeStats {
@@ -110,6 +140,14 @@ impl LockModeStats {
             self.wait_buckets.resize(other.wait_buckets.len(), 0);
         }
         for (a, b) in self.wait_buckets.iter_mut().zip(&other.wait_buckets) {
+            *a += b;
+        }
+        self.holds += other.holds;
+        self.hold_ns_total += other.hold_ns_total;
+        if self.hold_buckets.len() < other.hold_buckets.len() {
+            self.hold_buckets.resize(other.hold_buckets.len(), 0);
+        }
+        for (a, b) in self.hold_buckets.iter_mut().zip(&other.hold_buckets) {
             *a += b;
         }
     }
@@ -151,22 +189,133 @@ impl LockModeStats {
     }
 }
 
-/// A `parking_lot::RwLock` that counts acquisitions and measures contended waits.
+/// Waiters of one lock, for the figures of a long hold: how many acquisitions are waiting
+/// and the sum of the times they began, so that at a release `n * now - sum` is their total
+/// wait so far without visiting them. Only contended acquisitions touch it.
+#[repr(align(128))]
+#[derive(Default)]
+struct Waiting {
+    count: AtomicU64,
+    start_sum: AtomicU64,
+}
+
+impl Waiting {
+    /// (waiters, their wait so far, counted from `since` at the earliest) at `now`.
+    fn behind(&self, since: u64, now: u64) -> (u64, u64) {
+        let n = self.count.load(Relaxed);
+        let sum = self.start_sum.load(Relaxed);
+        let so_far = n.wrapping_mul(now).wrapping_sub(sum);
+        // The two loads are not one snapshot: bound the figure by the hold itself.
+        (n, so_far.min(n.saturating_mul(now.saturating_sub(since))))
+    }
+}
+
+/// A `parking_lot::RwLock` that counts acquisitions, measures contended waits and holds,
+/// and charges each wait to the holder the waiter found (see [`crate::blame`]).
 ///
-/// The uncontended path touches one extra word: the acquisition counters sit next to the lock
-/// word (`repr(C)`, first), on the cache line every acquirer touches anyway. A shared
-/// acquisition counts with one relaxed `fetch_add` (readers run concurrently); an exclusive
-/// one, made while holding the lock alone, with a plain load and store (no locked
-/// instruction). The clock is read, and the cold counters on their own cache lines are
-/// touched, only when the first `try_*` fails.
+/// The uncontended path touches the words next to the lock word (`repr(C)`, first), on the
+/// cache line every acquirer touches anyway: a shared acquisition counts with one relaxed
+/// `fetch_add` (readers run concurrently); an exclusive one, made while holding the lock
+/// alone, with a plain load and store (no locked instruction); both store the thread's holder
+/// word when it changed. The clock is read, and the cold counters on their own cache lines
+/// are touched, only when the first `try_*` fails or the hold is timed.
 #[repr(C)]
 pub struct InstrumentedRwLock<T> {
     read_acquisitions: AtomicU64,
     write_acquisitions: AtomicU64,
+    /// The holder word of the last acquirer (see [`crate::blame`]).
+    holder: AtomicU32,
+    /// This lock's id in blame figures (the shard index).
+    id: u32,
     instrument: bool,
     lock: RwLock<T>,
     read_counters: ModeCounters,
     write_counters: ModeCounters,
+    waiting: Waiting,
+}
+
+/// Shared access to an [`InstrumentedRwLock`]'s value; records the hold when dropped.
+pub struct ReadGuard<'a, T> {
+    guard: ManuallyDrop<RwLockReadGuard<'a, T>>,
+    lock: &'a InstrumentedRwLock<T>,
+    /// When the hold began (`now_ns`), or 0 if it is not timed.
+    start: u64,
+    /// The holder word stored for this hold (with `STICKY` if this reader set it).
+    word: u32,
+}
+
+/// Exclusive access to an [`InstrumentedRwLock`]'s value; records the hold when dropped.
+pub struct WriteGuard<'a, T> {
+    guard: ManuallyDrop<RwLockWriteGuard<'a, T>>,
+    lock: &'a InstrumentedRwLock<T>,
+    start: u64,
+    word: u32,
+}
+
+impl<T> Deref for ReadGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> Deref for WriteGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for WriteGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> Drop for ReadGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.start == 0 {
+            // SAFETY: dropped once, here; the field is not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.guard) };
+            return;
+        }
+        let ended = self.lock.end_hold(self.start, false);
+        if self.word & STICKY != 0 {
+            // Later readers may blame themselves again; a newer sticky reader keeps its mark.
+            let _ =
+                self.lock
+                    .holder
+                    .compare_exchange(self.word, self.word & !STICKY, Relaxed, Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        self.lock.record_hold(ended, self.word, false);
+    }
+}
+
+impl<T> Drop for WriteGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.start == 0 {
+            // SAFETY: dropped once, here; the field is not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.guard) };
+            return;
+        }
+        let ended = self.lock.end_hold(self.start, true);
+        // SAFETY: as above.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        self.lock.record_hold(ended, self.word, true);
+    }
+}
+
+/// A timed hold, measured at release, recorded once the lock is released.
+struct EndedHold {
+    ns: u64,
+    long: Option<LongHold>,
 }
 
 impl<T> InstrumentedRwLock<T> {
@@ -175,11 +324,21 @@ impl<T> InstrumentedRwLock<T> {
         Self {
             read_acquisitions: AtomicU64::new(0),
             write_acquisitions: AtomicU64::new(0),
+            holder: AtomicU32::new(0),
+            id: 0,
             lock: RwLock::new(value),
             instrument,
             read_counters: ModeCounters::default(),
             write_counters: ModeCounters::default(),
+            waiting: Waiting::default(),
         }
+    }
+
+    /// Sets the id this lock's holds and waits are reported under (the shard index).
+    #[must_use]
+    pub fn with_id(mut self, id: u32) -> Self {
+        self.id = id;
+        self
     }
 
     /// Whether this lock counts its acquisitions.
@@ -189,13 +348,13 @@ impl<T> InstrumentedRwLock<T> {
 
     /// Takes a shared lock, counting it.
     #[inline]
-    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+    pub fn read(&self) -> ReadGuard<'_, T> {
         self.read_sampled().0
     }
 
     /// Takes an exclusive lock, counting it.
     #[inline]
-    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+    pub fn write(&self) -> WriteGuard<'_, T> {
         self.write_sampled().0
     }
 
@@ -203,41 +362,142 @@ impl<T> InstrumentedRwLock<T> {
     /// (`None` when not instrumented), so callers can sample 1-in-N acquisitions without
     /// another atomic.
     #[inline]
-    pub fn read_sampled(&self) -> (RwLockReadGuard<'_, T>, Option<u64>) {
+    pub fn read_sampled(&self) -> (ReadGuard<'_, T>, Option<u64>) {
         if !self.instrument {
-            return (self.lock.read(), None);
+            let g = ReadGuard {
+                guard: ManuallyDrop::new(self.lock.read()),
+                lock: self,
+                start: 0,
+                word: 0,
+            };
+            return (g, None);
         }
         let prev = self.read_acquisitions.fetch_add(1, Relaxed);
-        if let Some(g) = self.lock.try_read() {
-            return (g, Some(prev));
+        let me = blame::current();
+        let (guard, waited_until) = match self.lock.try_read() {
+            Some(g) => (g, 0),
+            None => self.wait(false, || self.lock.read()),
+        };
+        let mut word = me;
+        if me & TIMED != 0 {
+            word |= STICKY;
+            self.holder.store(word, Relaxed);
+        } else {
+            let h = self.holder.load(Relaxed);
+            if h != word && h & STICKY == 0 {
+                self.holder.store(word, Relaxed);
+            }
         }
-        let start = Instant::now();
-        let g = self.lock.read();
-        self.read_counters
-            .waited(start.elapsed().as_nanos().min(u64::MAX as u128) as u64);
+        let start = if me & TIMED != 0 || prev % HOLD_SAMPLE == 0 {
+            start_time(waited_until)
+        } else {
+            0
+        };
+        let g = ReadGuard {
+            guard: ManuallyDrop::new(guard),
+            lock: self,
+            start,
+            word,
+        };
         (g, Some(prev))
     }
 
     /// Exclusive counterpart of [`Self::read_sampled`].
     #[inline]
-    pub fn write_sampled(&self) -> (RwLockWriteGuard<'_, T>, Option<u64>) {
+    pub fn write_sampled(&self) -> (WriteGuard<'_, T>, Option<u64>) {
         if !self.instrument {
-            return (self.lock.write(), None);
+            let g = WriteGuard {
+                guard: ManuallyDrop::new(self.lock.write()),
+                lock: self,
+                start: 0,
+                word: 0,
+            };
+            return (g, None);
         }
-        let g = match self.lock.try_write() {
-            Some(g) => g,
-            None => {
-                let start = Instant::now();
-                let g = self.lock.write();
-                self.write_counters
-                    .waited(start.elapsed().as_nanos().min(u64::MAX as u128) as u64);
-                g
-            }
+        let me = blame::current();
+        let (guard, waited_until) = match self.lock.try_write() {
+            Some(g) => (g, 0),
+            None => self.wait(true, || self.lock.write()),
         };
-        // Exclusive: no other thread can change the counter now, so no locked RMW is needed.
+        // Exclusive: no other thread can change these words now, so no locked RMW is needed.
         let prev = self.write_acquisitions.load(Relaxed);
         self.write_acquisitions.store(prev + 1, Relaxed);
+        let word = me | WRITE;
+        if self.holder.load(Relaxed) != word {
+            self.holder.store(word, Relaxed);
+        }
+        let start = if me & TIMED != 0 || prev % HOLD_SAMPLE == 0 {
+            start_time(waited_until)
+        } else {
+            0
+        };
+        let g = WriteGuard {
+            guard: ManuallyDrop::new(guard),
+            lock: self,
+            start,
+            word,
+        };
         (g, Some(prev))
+    }
+
+    /// The contended path: blocks in `acquire`, records the wait in `write`'s mode and
+    /// charges it to the holder word seen before blocking. Returns the guard and the time
+    /// the wait ended.
+    #[cold]
+    #[inline(never)]
+    fn wait<G>(&self, write: bool, acquire: impl FnOnce() -> G) -> (G, u64) {
+        let seen = self.holder.load(Relaxed);
+        let t0 = blame::now_ns();
+        self.waiting.count.fetch_add(1, Relaxed);
+        self.waiting.start_sum.fetch_add(t0, Relaxed);
+        let g = acquire();
+        let t1 = blame::now_ns();
+        self.waiting.count.fetch_sub(1, Relaxed);
+        self.waiting.start_sum.fetch_sub(t0, Relaxed);
+        let ns = t1.saturating_sub(t0);
+        let counters = if write {
+            &self.write_counters
+        } else {
+            &self.read_counters
+        };
+        counters.waited(ns);
+        blame::record_wait(self.id, seen, ns);
+        (g, t1)
+    }
+
+    /// Measures a timed hold while the lock is still held (the waiters behind it are only
+    /// countable now).
+    #[inline(never)]
+    fn end_hold(&self, start: u64, write: bool) -> EndedHold {
+        let now = blame::now_ns();
+        let ns = now.saturating_sub(start);
+        let long = (ns >= blame::long_hold_ns()).then(|| {
+            let (waiters, waited_ns) = self.waiting.behind(start, now);
+            LongHold {
+                lock: self.id,
+                write,
+                hold_ns: ns,
+                waiters,
+                waited_ns,
+            }
+        });
+        EndedHold { ns, long }
+    }
+
+    /// Records a timed hold, after the release.
+    #[inline(never)]
+    fn record_hold(&self, h: EndedHold, word: u32, write: bool) {
+        let weight = if word & TIMED != 0 { 1 } else { HOLD_SAMPLE };
+        let counters = if write {
+            &self.write_counters
+        } else {
+            &self.read_counters
+        };
+        counters.held(h.ns, weight);
+        blame::record_hold(word, h.ns, weight);
+        if let Some(long) = h.long {
+            blame::push_long_hold(long);
+        }
     }
 
     /// Snapshot of the shared-mode counters.
@@ -257,6 +517,16 @@ impl<T> InstrumentedRwLock<T> {
         self.write_acquisitions.store(0, Relaxed);
         self.read_counters.reset();
         self.write_counters.reset();
+    }
+}
+
+/// When a timed hold began: when its wait ended, or now. Never 0 (0 means untimed).
+#[inline]
+fn start_time(waited_until: u64) -> u64 {
+    if waited_until != 0 {
+        waited_until
+    } else {
+        blame::now_ns().max(1)
     }
 }
 
@@ -360,5 +630,119 @@ mod tests {
         m.merge(&s);
         m.merge(&s);
         assert_eq!(m.wait_buckets[1], 20);
+    }
+
+    /// Charged wait equals measured wait: every contended acquisition's wait, as the lock's
+    /// own counters measured it, is charged to exactly one holder.
+    #[test]
+    fn charged_wait_equals_measured_wait() {
+        const ID: u32 = 900_001;
+        let l = Arc::new(InstrumentedRwLock::new(0u64, true).with_id(ID));
+        let threads: Vec<_> = (0..4u16)
+            .map(|t| {
+                let l = l.clone();
+                std::thread::spawn(move || {
+                    let _h = blame::enter(20_000 + t, t == 0);
+                    for i in 0..2_000u64 {
+                        if (i + u64::from(t)) % 3 == 0 {
+                            *l.write() += 1;
+                        } else {
+                            let g = l.read();
+                            std::hint::black_box(*g);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (r, w) = (l.read_stats(), l.write_stats());
+        let snap = blame::snapshot();
+        let (waits, ns) = snap
+            .blame
+            .iter()
+            .filter(|(k, _)| k.lock == ID)
+            .fold((0, 0), |(c, n), (_, b)| (c + b.waits, n + b.wait_ns));
+        assert_eq!(waits, r.contended + w.contended);
+        assert_eq!(ns, r.wait_ns_total + w.wait_ns_total);
+        // Every charged holder is one of the threads' tags (or none, before any hold).
+        assert!(snap
+            .blame
+            .keys()
+            .filter(|k| k.lock == ID)
+            .all(|k| k.holder == 0 || (20_000..20_004).contains(&k.holder)));
+    }
+
+    /// A slow (timed) reader is blamed for the writer that waited behind it even though
+    /// short reads came and went meanwhile, and its hold is queued as a long hold with the
+    /// waiter counted.
+    #[test]
+    fn a_slow_reader_is_blamed_and_logged() {
+        const ID: u32 = 900_002;
+        blame::set_long_hold_ns(Some(1_000_000));
+        let l = Arc::new(InstrumentedRwLock::new(0u64, true).with_id(ID));
+        let slow = {
+            let _h = blame::enter(21_000, true);
+            l.read()
+        };
+        {
+            let _h = blame::enter(21_001, false);
+            for _ in 0..10 {
+                drop(l.read());
+            }
+        }
+        let l2 = l.clone();
+        let writer = std::thread::spawn(move || {
+            let _h = blame::enter(21_002, false);
+            *l2.write() += 1;
+        });
+        while l.waiting.count.load(Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        drop(slow);
+        writer.join().unwrap();
+        let mut long = Vec::new();
+        blame::take_long_holds(&mut long);
+        let h = long
+            .iter()
+            .find(|h| h.lock == ID)
+            .expect("queued long hold");
+        assert!(!h.write);
+        assert!(h.hold_ns >= 5_000_000, "{h:?}");
+        assert_eq!(h.waiters, 1);
+        assert!(
+            h.waited_ns >= 4_000_000 && h.waited_ns <= h.hold_ns,
+            "{h:?}"
+        );
+        let snap = blame::snapshot();
+        let key = blame::BlameKey {
+            holder: 21_000,
+            lock: ID,
+            write: false,
+        };
+        let b = snap.blame.get(&key).expect("the slow reader is blamed");
+        assert_eq!(b.waits, 1);
+        assert_eq!(b.wait_ns, l.write_stats().wait_ns_total);
+        // The slow reader's hold is in its command's histogram and the lock's.
+        assert!(snap.holds.get(&21_000).is_some_and(|h| h.count == 1));
+        assert_eq!(
+            l.read_stats().hold_buckets.iter().sum::<u64>(),
+            l.read_stats().holds
+        );
+    }
+
+    /// Untimed holders are timed one acquisition in `HOLD_SAMPLE`, each counted that many
+    /// times, so the hold count estimates the acquisitions.
+    #[test]
+    fn sampled_holds_estimate_all_holds() {
+        let l = InstrumentedRwLock::new((), true).with_id(900_003);
+        let _h = blame::enter(22_000, false);
+        for _ in 0..HOLD_SAMPLE * 10 {
+            drop(l.read());
+        }
+        assert_eq!(l.read_stats().holds, HOLD_SAMPLE * 10);
+        assert_eq!(l.read_stats().acquisitions, HOLD_SAMPLE * 10);
     }
 }

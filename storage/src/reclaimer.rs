@@ -1,5 +1,6 @@
 //! The background expiry thread.
 
+use crate::blame;
 use crate::store::Store;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Weak};
@@ -57,6 +58,8 @@ fn spawn(store: Weak<Store>, interval: Duration) -> Reclaimer {
     let handle = std::thread::Builder::new()
         .name("shardcache-expire".into())
         .spawn(move || loop {
+            // Its holds are blamed on "background" and always timed (a pass can be long).
+            let _holder = blame::enter(blame::TAG_BACKGROUND, true);
             match rx.recv_timeout(interval) {
                 Err(RecvTimeoutError::Timeout) => {}
                 _ => return,
@@ -90,5 +93,17 @@ fn run_tick(store: &Arc<Store>, interval: Duration) {
     }
     if store.reclaim_memory().is_err() {
         tracing::debug!("above maxmemory and nothing evictable");
+    }
+    // No command to log them under: long background holds are counted (hold histograms,
+    // blame), and only logged here.
+    let mut long = Vec::new();
+    blame::take_long_holds(&mut long);
+    for h in long {
+        tracing::debug!(
+            shard = h.lock,
+            hold_ns = h.hold_ns,
+            waiters = h.waiters,
+            "long background lock hold"
+        );
     }
 }

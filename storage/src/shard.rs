@@ -24,9 +24,10 @@ use crate::entry::{initial_access, EntryBox, Expiry};
 use crate::globals::{Globals, PUBLISH_MEMORY_EVERY};
 use crate::hotkeys::TopK;
 use crate::lock::InstrumentedRwLock;
+use crate::lock::{ReadGuard, WriteGuard};
 use crate::memory::EXPIRY_ITEM_BYTES;
 use crate::table::Table;
-use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::Mutex;
 use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -200,9 +201,10 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub(crate) fn new(databases: usize, instrument: bool) -> Self {
+    pub(crate) fn new(index: usize, databases: usize, instrument: bool) -> Self {
         Shard {
-            lock: InstrumentedRwLock::new(ShardData::new(databases), instrument),
+            lock: InstrumentedRwLock::new(ShardData::new(databases), instrument)
+                .with_id(index as u32),
             counters: KeyspaceCounters::default(),
             hot: Mutex::new(TopK::default()),
             used_memory: AtomicU64::new(0),
@@ -255,7 +257,7 @@ pub(crate) fn in_transaction() -> bool {
 
 /// A shard's data for reading: locked now, or held by this thread's transaction.
 pub(crate) enum ShardRead<'a> {
-    Locked(RwLockReadGuard<'a, ShardData>),
+    Locked(ReadGuard<'a, ShardData>),
     Held(&'a ShardData),
 }
 
@@ -271,7 +273,7 @@ impl Deref for ShardRead<'_> {
 
 /// A shard's data for writing: locked now, or held by this thread's transaction.
 pub(crate) enum ShardWrite<'a> {
-    Locked(RwLockWriteGuard<'a, ShardData>),
+    Locked(WriteGuard<'a, ShardData>),
     Held(&'a mut ShardData),
 }
 

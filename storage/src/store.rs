@@ -155,7 +155,7 @@ impl Store {
         }
         Ok(Store {
             shards: (0..cfg.shards)
-                .map(|_| Shard::new(cfg.databases, cfg.instrument))
+                .map(|i| Shard::new(i, cfg.databases, cfg.instrument))
                 .collect(),
             shard_mask: cfg.shards as u64 - 1,
             databases: cfg.databases,
