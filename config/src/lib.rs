@@ -375,6 +375,25 @@ pub struct Config {
         default_value_t = 128
     )]
     pub slowlog_max_len: usize,
+
+    /// Log commands that held a shard lock for at least this many microseconds in `LOCKLOG`
+    /// (0: every timed hold; negative: none). Changeable with `CONFIG SET`. Needs
+    /// `--lock-stats` (holds are not timed without it).
+    #[arg(
+        long = "lock-log-slower-than",
+        env = "SHARDCACHE_LOCK_LOG_SLOWER_THAN",
+        default_value_t = 1_000,
+        allow_negative_numbers = true
+    )]
+    pub lock_log_slower_than: i64,
+
+    /// Entries `LOCKLOG` keeps (the oldest go first). Changeable with `CONFIG SET`.
+    #[arg(
+        long = "lock-log-max-len",
+        env = "SHARDCACHE_LOCK_LOG_MAX_LEN",
+        default_value_t = 128
+    )]
+    pub lock_log_max_len: usize,
 }
 
 impl Config {

@@ -300,7 +300,124 @@ fn contention(shared: &Shared, out: &mut String) -> bool {
         );
     }
     let _ = write!(out, "contention_verdict:{}\r\n", verdict(&stats));
+    let snap = shardcache_storage::blame::snapshot();
+    let blamed = snap.blame_by_holder();
+    let top: Vec<String> = blamed
+        .iter()
+        .take(5)
+        .map(|(t, b)| {
+            format!(
+                "{}={:.6}s/{}",
+                crate::command::holder_name(*t),
+                b.wait_ns as f64 / 1e9,
+                b.waits
+            )
+        })
+        .collect();
+    let _ = write!(out, "lock_wait_caused_by:{}\r\n", top.join(","));
+    if let Some(e) = shared.locklog.worst() {
+        let _ = write!(out, "lock_hold_worst:{}\r\n", describe_hold(&e));
+    }
+    if let Some(c) = cause(shared, &snap, &blamed) {
+        let _ = write!(out, "contention_cause:{c}\r\n");
+    }
     true
+}
+
+/// A median hold at least this long marks the top blamed command as a slow holder rather
+/// than one of the short holds of a hot key (a median, so that a few holds stretched by the
+/// OS descheduling their thread do not turn a hot key into a "slow command").
+const SLOW_HOLD_NS: u64 = 50_000;
+
+/// Who made the waiters wait: a slow command (long holds, named with its worst logged hold)
+/// or a hot key (the wait spread over short holds of the commands on it, named by HOTKEYS).
+fn cause(
+    shared: &Shared,
+    snap: &shardcache_storage::blame::BlameSnapshot,
+    blamed: &[(u16, shardcache_storage::blame::Blame)],
+) -> Option<String> {
+    let total: u64 = blamed.iter().map(|(_, b)| b.wait_ns).sum();
+    let (tag, top) = blamed.first()?;
+    if total == 0 {
+        return None;
+    }
+    let name = crate::command::holder_name;
+    let median_hold = |t: u16| {
+        snap.holds
+            .get(&t)
+            .and_then(|h| h.quantile_bound_ns(shardcache_storage::LOCK_HOLD_BUCKETS_NS, 0.5))
+    };
+    let share = |ns: u64| percent(ratio(ns, total));
+    if median_hold(*tag).is_some_and(|h| h >= SLOW_HOLD_NS) {
+        let mut text = format!(
+            "slow command: {} caused {} of the lock wait ({} over {} waits; median hold up to {})",
+            name(*tag),
+            share(top.wait_ns),
+            human_ns(top.wait_ns),
+            top.waits,
+            human_ns(median_hold(*tag).unwrap_or(0)),
+        );
+        if let Some(e) = shared
+            .locklog
+            .newest(None)
+            .into_iter()
+            .filter(|e| e.command == name(*tag))
+            .max_by_key(|e| e.hold_micros)
+        {
+            let _ = write!(text, "; worst logged: {}", describe_hold(&e));
+        }
+        return Some(text);
+    }
+    let spread: Vec<String> = blamed
+        .iter()
+        .take(3)
+        .map(|(t, b)| format!("{} ({})", name(*t), share(b.wait_ns)))
+        .collect();
+    let mut text = format!(
+        "hot key: the lock wait is charged to short holds of {} (median hold up to {})",
+        spread.join(", "),
+        human_ns(median_hold(*tag).unwrap_or(0)),
+    );
+    if let Some(k) = shared.store.hot_keys(1).first() {
+        let _ = write!(
+            text,
+            "; HOTKEYS: {} (shard {}, ~{} of sampled accesses)",
+            String::from_utf8_lossy(&k.key),
+            k.shard,
+            percent(k.estimated_share)
+        );
+    }
+    Some(text)
+}
+
+/// "shard 3: KEYS from 10.0.0.5:51234 held it 41.0 ms, 312 acquisitions waited 2.9 s in all".
+fn describe_hold(e: &crate::locklog::Entry) -> String {
+    let shards = match e.shards.as_slice() {
+        [one] => format!("shard {one}"),
+        many => format!("{} shards", many.len()),
+    };
+    format!(
+        "{shards}: {} from {} held it {} ({} lock), {} waited {} in all",
+        e.command.to_ascii_uppercase(),
+        e.peer,
+        human_ns(e.hold_micros.saturating_mul(1000)),
+        e.mode(),
+        match e.waiters {
+            1 => "1 acquisition".to_string(),
+            n => format!("{n} acquisitions"),
+        },
+        human_ns(e.waited_micros.saturating_mul(1000)),
+    )
+}
+
+/// A duration for people: `850 ns`, `12.3 us`, `41.0 ms`, `2.9 s`.
+fn human_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} us", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.1} s", ns as f64 / 1e9),
+    }
 }
 
 /// One line naming the most contended shard and how far it stands above the median.

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use shardcache_storage::{LockModeStats, LOCK_WAIT_BUCKETS_NS};
+use shardcache_storage::blame::Histogram;
+use shardcache_storage::{LockModeStats, LOCK_HOLD_BUCKETS_NS, LOCK_WAIT_BUCKETS_NS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -215,6 +216,7 @@ impl Exporter {
         let mut out = self.handle.render();
         render_shards(shared, &mut out);
         render_command_durations(&totals, &mut out);
+        render_blame(&mut out);
         render_process(&mut out);
         out
     }
@@ -267,7 +269,27 @@ fn render_shards(shared: &Shared, out: &mut String) {
     for &i in &detailed {
         for (m, st) in MODES.iter().zip([&stats[i].read, &stats[i].write]) {
             let labels = format!("shard=\"{i}\",mode=\"{m}\"");
-            write_lock_histogram(out, "shardcache_shard_lock_wait_seconds", &labels, st);
+            write_histogram(
+                out,
+                "shardcache_shard_lock_wait_seconds",
+                &labels,
+                LOCK_WAIT_BUCKETS_NS,
+                &st.wait_buckets,
+                st.wait_ns_total,
+            );
+        }
+    }
+    out.push_str("# HELP shardcache_shard_lock_hold_seconds How long a shard lock was held, by mode (estimated from timed holds: every hold of a command whose work grows with its input, one in 64 of the others).\n# TYPE shardcache_shard_lock_hold_seconds histogram\n");
+    for &i in &detailed {
+        for (m, st) in MODES.iter().zip([&stats[i].read, &stats[i].write]) {
+            write_histogram(
+                out,
+                "shardcache_shard_lock_hold_seconds",
+                &format!("shard=\"{i}\",mode=\"{m}\""),
+                LOCK_HOLD_BUCKETS_NS,
+                &st.hold_buckets,
+                st.hold_ns_total,
+            );
         }
     }
     out.push_str("# HELP shardcache_shard_keys Keys stored in a shard (all databases).\n# TYPE shardcache_shard_keys gauge\n");
@@ -311,11 +333,24 @@ fn render_shards(shared: &Shared, out: &mut String) {
     }
     out.push_str("# HELP shardcache_lock_wait_seconds Wait of contended shard lock acquisitions, all shards.\n# TYPE shardcache_lock_wait_seconds histogram\n");
     for (m, st) in MODES.iter().zip(&totals) {
-        write_lock_histogram(
+        write_histogram(
             out,
             "shardcache_lock_wait_seconds",
             &format!("mode=\"{m}\""),
-            st,
+            LOCK_WAIT_BUCKETS_NS,
+            &st.wait_buckets,
+            st.wait_ns_total,
+        );
+    }
+    out.push_str("# HELP shardcache_lock_hold_seconds How long shard locks were held, all shards, by mode (estimated from timed holds).\n# TYPE shardcache_lock_hold_seconds histogram\n");
+    for (m, st) in MODES.iter().zip(&totals) {
+        write_histogram(
+            out,
+            "shardcache_lock_hold_seconds",
+            &format!("mode=\"{m}\""),
+            LOCK_HOLD_BUCKETS_NS,
+            &st.hold_buckets,
+            st.hold_ns_total,
         );
     }
     // The hottest shard's share of all acquisitions: the key-free signal of a hot key.
@@ -332,24 +367,94 @@ fn render_shards(shared: &Shared, out: &mut String) {
     );
 }
 
-fn write_lock_histogram(out: &mut String, name: &str, labels: &str, st: &LockModeStats) {
+/// A Prometheus histogram from non-cumulative `buckets` over `bounds_ns` (+Inf last).
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds_ns: &[u64],
+    buckets: &[u64],
+    sum_ns: u64,
+) {
     let mut acc = 0u64;
-    for (bound, count) in LOCK_WAIT_BUCKETS_NS.iter().zip(&st.wait_buckets) {
-        acc += count;
+    for (i, bound) in bounds_ns.iter().enumerate() {
+        acc += buckets.get(i).copied().unwrap_or(0);
         let _ = writeln!(
             out,
             "{name}_bucket{{{labels},le=\"{}\"}} {acc}",
             *bound as f64 / 1e9
         );
     }
-    let total: u64 = st.wait_buckets.iter().sum();
+    let total: u64 = buckets.iter().sum();
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
-    let _ = writeln!(
-        out,
-        "{name}_sum{{{labels}}} {}",
-        st.wait_ns_total as f64 / 1e9
-    );
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", sum_ns as f64 / 1e9);
     let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+}
+
+/// Per-command lock figures: hold times, the waits a command's holds caused (blame), and
+/// its own waits. Labels are command names (bounded by the command table), never keys.
+fn render_blame(out: &mut String) {
+    let snap = shardcache_storage::blame::snapshot();
+    let name = crate::command::holder_name;
+    let sorted = |m: &std::collections::HashMap<u16, Histogram>| {
+        let mut v: Vec<(&'static str, Histogram)> = Vec::new();
+        for (t, h) in m {
+            match v.iter_mut().find(|(n, _)| *n == name(*t)) {
+                Some((_, acc)) => acc.merge(h),
+                None => v.push((name(*t), h.clone())),
+            }
+        }
+        v.sort_by_key(|(n, _)| *n);
+        v
+    };
+    out.push_str("# HELP shardcache_command_lock_hold_seconds How long a command held shard locks, per acquisition (estimated from timed holds).\n# TYPE shardcache_command_lock_hold_seconds histogram\n");
+    for (cmd, h) in sorted(&snap.holds) {
+        write_histogram(
+            out,
+            "shardcache_command_lock_hold_seconds",
+            &format!("command=\"{cmd}\""),
+            LOCK_HOLD_BUCKETS_NS,
+            &h.buckets,
+            h.sum_ns,
+        );
+    }
+    out.push_str("# HELP shardcache_command_lock_wait_seconds Contended shard lock waits of a command (the waiting side).\n# TYPE shardcache_command_lock_wait_seconds histogram\n");
+    for (cmd, h) in sorted(&snap.waits) {
+        write_histogram(
+            out,
+            "shardcache_command_lock_wait_seconds",
+            &format!("command=\"{cmd}\""),
+            LOCK_WAIT_BUCKETS_NS,
+            &h.buckets,
+            h.sum_ns,
+        );
+    }
+    let mut caused: Vec<(&'static str, u64, u64)> = Vec::new();
+    for (tag, b) in snap.blame_by_holder() {
+        match caused.iter_mut().find(|(n, _, _)| *n == name(tag)) {
+            Some((_, w, ns)) => {
+                *w += b.waits;
+                *ns += b.wait_ns;
+            }
+            None => caused.push((name(tag), b.waits, b.wait_ns)),
+        }
+    }
+    caused.sort_by_key(|(n, _, _)| *n);
+    out.push_str("# HELP shardcache_lock_wait_caused_seconds_total Wait of contended shard lock acquisitions, charged to the command that held the lock.\n# TYPE shardcache_lock_wait_caused_seconds_total counter\n");
+    for (cmd, _, ns) in &caused {
+        let _ = writeln!(
+            out,
+            "shardcache_lock_wait_caused_seconds_total{{command=\"{cmd}\"}} {}",
+            *ns as f64 / 1e9
+        );
+    }
+    out.push_str("# HELP shardcache_lock_waits_caused_total Contended shard lock acquisitions, charged to the command that held the lock.\n# TYPE shardcache_lock_waits_caused_total counter\n");
+    for (cmd, waits, _) in &caused {
+        let _ = writeln!(
+            out,
+            "shardcache_lock_waits_caused_total{{command=\"{cmd}\"}} {waits}"
+        );
+    }
 }
 
 fn render_command_durations(totals: &crate::stats::Totals, out: &mut String) {
@@ -537,12 +642,23 @@ async fn handle_http(
             )
             .await
         }
+        (b"GET", b"/debug/pprof/mutex") => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            let body = crate::pprof::mutex_profile(
+                &shardcache_storage::blame::snapshot(),
+                crate::command::holder_name,
+                now,
+            )?;
+            respond(&mut socket, "200 OK", "application/octet-stream", &body).await
+        }
         (b"GET", b"/") => {
             respond(
                 &mut socket,
                 "200 OK",
                 "text/plain",
-                b"shardcache: metrics at /metrics\n",
+                b"shardcache: metrics at /metrics, mutex profile at /debug/pprof/mutex\n",
             )
             .await
         }

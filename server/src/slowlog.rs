@@ -146,7 +146,7 @@ impl SlowLog {
 
 /// Redis's `slowlogCreateEntry` truncation: at most 32 arguments, the 32nd replaced by
 /// "... (N more arguments)"; each at most 128 bytes, then "... (N more bytes)".
-fn truncate_args(args: &[Bytes]) -> Vec<Bytes> {
+pub(crate) fn truncate_args(args: &[Bytes]) -> Vec<Bytes> {
     let argc = args.len().min(MAX_ARGC);
     (0..argc)
         .map(|j| {

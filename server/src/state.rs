@@ -55,6 +55,8 @@ pub struct Shared {
     pub pause: Pause,
     /// `SLOWLOG`.
     pub slowlog: crate::slowlog::SlowLog,
+    /// `LOCKLOG`.
+    pub locklog: crate::locklog::LockLog,
     /// `LATENCY LATEST|HISTORY|RESET`.
     pub latency_monitor: crate::latency_monitor::LatencyMonitor,
     /// `MONITOR` clients.
@@ -272,6 +274,10 @@ impl Shared {
                 config.slowlog_log_slower_than,
                 config.slowlog_max_len,
             ),
+            locklog: crate::locklog::LockLog::new(
+                config.lock_log_slower_than,
+                config.lock_log_max_len,
+            ),
             shutting_down: AtomicBool::new(false),
             threads: config.threads.max(1),
             stats: Stats::new(config.threads),
@@ -314,6 +320,7 @@ impl Shared {
     pub fn reset_stats(&self) {
         self.stats.reset();
         self.store.reset_stats();
+        shardcache_storage::blame::reset();
         for c in [
             &self.conns.connections_total,
             &self.conns.rejected_connections,

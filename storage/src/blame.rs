@@ -148,13 +148,14 @@ pub struct LongHold {
     pub waited_ns: u64,
 }
 
-/// Moves this thread's queued long holds into `out` (cheap when there are none).
-pub fn take_long_holds(out: &mut Vec<LongHold>) {
+/// Takes this thread's queued long holds (no allocation when there are none).
+#[inline]
+pub fn take_long_holds() -> Vec<LongHold> {
     LONG.with(|l| {
-        if let Ok(mut l) = l.try_borrow_mut() {
-            out.append(&mut l);
-        }
-    });
+        l.try_borrow_mut()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    })
 }
 
 pub(crate) fn push_long_hold(h: LongHold) {
@@ -187,6 +188,24 @@ impl Histogram {
         self.buckets[bounds.partition_point(|&b| b < ns)] += weight;
         self.count += weight;
         self.sum_ns = self.sum_ns.saturating_add(ns.saturating_mul(weight));
+    }
+
+    /// The upper bound of the bucket holding the `q`-quantile (0.0..=1.0) of the values
+    /// recorded over `bounds` (`u64::MAX` for `+Inf`), or `None` if empty.
+    pub fn quantile_bound_ns(&self, bounds: &[u64], q: f64) -> Option<u64> {
+        let total: u64 = self.buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(bounds.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        Some(u64::MAX)
     }
 
     /// Adds `other` into `self`.
@@ -403,6 +422,15 @@ mod tests {
         m.merge(&h);
         m.merge(&h);
         assert_eq!(m.count, 130);
+        assert_eq!(m.quantile_bound_ns(LOCK_HOLD_BUCKETS_NS, 0.5), Some(250));
+        assert_eq!(
+            m.quantile_bound_ns(LOCK_HOLD_BUCKETS_NS, 1.0),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            Histogram::default().quantile_bound_ns(LOCK_HOLD_BUCKETS_NS, 0.5),
+            None
+        );
     }
 
     #[test]

@@ -703,8 +703,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         drop(slow);
         writer.join().unwrap();
-        let mut long = Vec::new();
-        blame::take_long_holds(&mut long);
+        let long = blame::take_long_holds();
         let h = long
             .iter()
             .find(|h| h.lock == ID)

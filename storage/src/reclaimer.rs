@@ -96,9 +96,7 @@ fn run_tick(store: &Arc<Store>, interval: Duration) {
     }
     // No command to log them under: long background holds are counted (hold histograms,
     // blame), and only logged here.
-    let mut long = Vec::new();
-    blame::take_long_holds(&mut long);
-    for h in long {
+    for h in blame::take_long_holds() {
         tracing::debug!(
             shard = h.lock,
             hold_ns = h.hold_ns,

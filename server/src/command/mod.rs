@@ -624,6 +624,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         bits::lcs_command
     ),
     cmd!(
+        "locklog",
+        -2,
+        ["admin", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+        "server",
+        "The commands that held a shard lock longest, whom they made wait, and for how long",
+        observe::locklog
+    ),
+    cmd!(
         "memory",
         -2,
         [],
@@ -1253,6 +1264,36 @@ fn hidden_from_monitor(index: usize) -> bool {
     spec.flags.contains(&"admin") || matches!(spec.name, "slowlog" | "latency" | "monitor")
 }
 
+/// The holder tag the store charges a command's lock holds and waits to: its index + 1
+/// (0 is "no command"; see [`holder_name`]).
+#[inline]
+pub fn holder_tag(index: usize) -> u16 {
+    u16::try_from(index + 1).unwrap_or(shardcache_storage::blame::TAG_NONE)
+}
+
+/// The command (or "other", "background") a holder tag stands for, as metrics label it.
+pub fn holder_name(tag: u16) -> &'static str {
+    match tag {
+        shardcache_storage::blame::TAG_BACKGROUND => "background",
+        0 => "other",
+        t => COMMANDS.get(usize::from(t) - 1).map_or("other", |c| c.name),
+    }
+}
+
+/// Whether every lock hold of the command is timed: the commands whose work under a lock
+/// grows with their input (Redis's non-`fast` commands, and `APPEND`, which copies the
+/// value). Others are timed one acquisition in `HOLD_SAMPLE`.
+#[inline]
+fn holds_timed(index: usize) -> bool {
+    static TIMED: OnceLock<Box<[bool]>> = OnceLock::new();
+    TIMED.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .map(|c| !c.has_flag("fast") || c.name == "append")
+            .collect()
+    })[index]
+}
+
 /// Whether the command is flagged `fast` (the latency monitor's `fast-command` event).
 pub fn is_fast(index: usize) -> bool {
     COMMANDS[index].flags.contains(&"fast")
@@ -1387,7 +1428,16 @@ pub fn run(
     // `CLIENT NO-TOUCH on`: reads leave LRU/LFU alone, except `TOUCH` itself.
     let _no_touch = (ctx.client.no_touch && COMMANDS[index].name != "touch")
         .then(shardcache_storage::NoTouch::enter);
+    // The store charges this command's lock holds and waits to it (see `blame`).
+    let holder = shardcache_storage::blame::enter(holder_tag(index), holds_timed(index));
     let result = (COMMANDS[index].handler)(&mut ctx, args);
+    drop(holder);
+    shared.locklog.collect(
+        COMMANDS[index].name,
+        args,
+        ctx.client.peer,
+        ctx.client.name.as_deref(),
+    );
     if shared.monitors.any() && !hidden_from_monitor(index) {
         shared.monitors.feed(
             ctx.client.db,

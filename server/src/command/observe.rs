@@ -104,6 +104,64 @@ pub fn slowlog(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
 }
 
+const LOCKLOG_HELP: &[&str] = &[
+    "LOCKLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the lock log (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, hold time in microseconds, shards array, lock mode,",
+    "    acquisitions waiting at release, their total wait in microseconds,",
+    "    arguments array, client IP and port, client name",
+    "LEN",
+    "    Return the length of the lock log.",
+    "RESET",
+    "    Reset the lock log.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// `LOCKLOG GET [count] | LEN | RESET | HELP`: SLOWLOG's interface over the lock log.
+pub fn locklog(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    use super::generic::{answered_help, sub_arity, unknown_sub};
+    if answered_help(ctx, args, "locklog", LOCKLOG_HELP)? {
+        return Ok(());
+    }
+    let sub = &args[1];
+    let log = &ctx.shared.locklog;
+    if eq_ic(sub, "get") {
+        if args.len() > 3 {
+            return Err(sub_arity("locklog", sub));
+        }
+        let count = match args.get(2) {
+            None => Some(10),
+            Some(a) => {
+                let n = super::parse_i64_strict(a).unwrap_or(i64::MIN);
+                if n < -1 {
+                    return Err(CmdError::msg(
+                        "ERR count should be greater than or equal to -1",
+                    ));
+                }
+                usize::try_from(n).ok()
+            }
+        };
+        crate::locklog::write_entries(ctx.out, &log.newest(count));
+        Ok(())
+    } else if eq_ic(sub, "len") {
+        if args.len() != 2 {
+            return Err(sub_arity("locklog", sub));
+        }
+        ctx.int(log.len() as i64)
+    } else if eq_ic(sub, "reset") {
+        if args.len() != 2 {
+            return Err(sub_arity("locklog", sub));
+        }
+        log.reset();
+        ctx.ok()
+    } else {
+        Err(unknown_sub("locklog", sub))
+    }
+}
+
 const LATENCY_HELP: &[&str] = &[
     "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "HISTORY <event>",

@@ -188,6 +188,11 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             "latency-monitor-threshold",
             ctx.shared.latency_monitor.threshold_ms().to_string(),
         ),
+        (
+            "lock-log-slower-than",
+            ctx.shared.locklog.slower_than().to_string(),
+        ),
+        ("lock-log-max-len", ctx.shared.locklog.max_len().to_string()),
         ("maxclients", rt.maxclients().to_string()),
         ("maxmemory", store.maxmemory().to_string()),
         ("maxmemory-policy", store.policy().as_str().into()),
@@ -227,6 +232,8 @@ const SETTABLE: &[&str] = &[
     "requirepass",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "lock-log-slower-than",
+    "lock-log-max-len",
 ];
 
 /// Redis's `CONFIG SET` failure text for one parameter.
@@ -244,6 +251,8 @@ enum Change {
     Requirepass(Vec<u8>),
     SlowerThan(i64),
     SlowlogMaxLen(usize),
+    LockLogSlowerThan(i64),
+    LockLogMaxLen(usize),
     Timeout(u64),
     Maxclients(usize),
     ProtectedMode(bool),
@@ -336,19 +345,33 @@ fn parse_change(name: &str, value: &[u8]) -> Result<Change, CmdError> {
             Err(_) => Err(config_set_failed(name, "argument must be a memory value")),
         },
         "client-output-buffer-limit" => output_limit_change(name, &text),
-        "slowlog-log-slower-than" | "slowlog-max-len" => {
+        "slowlog-log-slower-than"
+        | "slowlog-max-len"
+        | "lock-log-slower-than"
+        | "lock-log-max-len" => {
             let n = super::parse_i64_strict(value).ok_or_else(|| {
                 config_set_failed(name, "argument couldn't be parsed into an integer")
             })?;
-            if name == "slowlog-log-slower-than" {
-                return Ok(Change::SlowerThan(n));
+            match name {
+                "slowlog-log-slower-than" => return Ok(Change::SlowerThan(n)),
+                "lock-log-slower-than" => return Ok(Change::LockLogSlowerThan(n)),
+                _ => {}
             }
-            usize::try_from(n).map(Change::SlowlogMaxLen).map_err(|_| {
-                config_set_failed(
-                    name,
-                    "argument must be between 0 and 9223372036854775807 inclusive",
-                )
-            })
+            let lock_log = name == "lock-log-max-len";
+            usize::try_from(n)
+                .map(|n| {
+                    if lock_log {
+                        Change::LockLogMaxLen(n)
+                    } else {
+                        Change::SlowlogMaxLen(n)
+                    }
+                })
+                .map_err(|_| {
+                    config_set_failed(
+                        name,
+                        "argument must be between 0 and 9223372036854775807 inclusive",
+                    )
+                })
         }
         "maxmemory" => {
             let ok = !text.starts_with(|c: char| c.is_whitespace())
@@ -435,6 +458,8 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 Change::Requirepass(p) => ctx.shared.auth.set(Some(&p)),
                 Change::SlowerThan(n) => ctx.shared.slowlog.set_slower_than(n),
                 Change::SlowlogMaxLen(n) => ctx.shared.slowlog.set_max_len(n),
+                Change::LockLogSlowerThan(n) => ctx.shared.locklog.set_slower_than(n),
+                Change::LockLogMaxLen(n) => ctx.shared.locklog.set_max_len(n),
                 Change::Timeout(n) => ctx.shared.runtime.set_timeout_s(n),
                 Change::Maxclients(n) => ctx.shared.runtime.set_maxclients(n),
                 Change::ProtectedMode(b) => ctx.shared.runtime.set_protected_mode(b),
