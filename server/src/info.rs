@@ -392,12 +392,12 @@ fn cause(
 
 /// "shard 3: KEYS from 10.0.0.5:51234 held it 41.0 ms, 312 acquisitions waited 2.9 s in all".
 fn describe_hold(e: &crate::locklog::Entry) -> String {
-    let shards = match e.shards.as_slice() {
-        [one] => format!("shard {one}"),
-        many => format!("{} shards", many.len()),
+    let (shards, held) = match e.shards.as_slice() {
+        [one] => (format!("shard {one}"), "held it"),
+        many => (format!("{} shards", many.len()), "held them, the longest"),
     };
     format!(
-        "{shards}: {} from {} held it {} ({} lock), {} waited {} in all",
+        "{shards}: {} from {} {held} {} ({} lock), {} waited {} in all",
         e.command.to_ascii_uppercase(),
         e.peer,
         human_ns(e.hold_micros.saturating_mul(1000)),
