@@ -248,11 +248,26 @@ fn dashboard_metrics_are_exported() {
         .expect("request");
     let mut body = String::new();
     m.read_to_string(&mut body).expect("read /metrics");
-    let exported: BTreeSet<&str> = body
+    // Series present, and families declared (`# TYPE`) that have no series yet (the lock
+    // blame series appear with the first contended wait).
+    let mut exported: BTreeSet<String> = body
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
         .collect();
+    for l in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let mut w = l.split(' ');
+        let (Some(name), Some(kind)) = (w.next(), w.next()) else {
+            continue;
+        };
+        exported.insert(name.to_string());
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                exported.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
     let missing: Vec<&String> = names
         .iter()
         .filter(|n| !exported.contains(n.as_str()))
