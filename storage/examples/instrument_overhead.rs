@@ -31,12 +31,16 @@ fn store(instrument: bool, keys: &[Bytes], value: &Bytes) -> Store {
 }
 
 /// ns per op of one round.
-fn round(s: &Store, keys: &[Bytes], value: &Bytes, set: bool, offset: usize) -> f64 {
+/// `holder`: the store is instrumented, so name a holder per operation.
+fn round(s: &Store, holder: bool, keys: &[Bytes], value: &Bytes, set: bool, offset: usize) -> f64 {
     let start = Instant::now();
     let mut i = offset;
     for _ in 0..OPS_PER_ROUND {
         // A stride that visits every key (coprime with KEYS) in a cache-unfriendly order.
         i = (i + 7_919) % KEYS;
+        // As the server's dispatcher does per command with lock statistics on: name the
+        // holder of the command's lock acquisitions.
+        let _holder = holder.then(|| shardcache_storage::blame::enter(1, false));
         if set {
             s.set(0, keys[i].clone(), value.clone(), Expiry::Persist);
         } else {
@@ -73,11 +77,11 @@ fn main() {
         for n in 0..rounds {
             // Alternate which side goes first, so neither always runs on a warmer cache.
             let (x, y) = if n % 2 == 0 {
-                let x = round(&on, &keys, &value, set, n);
-                (x, round(&off, &keys, &value, set, n))
+                let x = round(&on, true, &keys, &value, set, n);
+                (x, round(&off, false, &keys, &value, set, n))
             } else {
-                let y = round(&off, &keys, &value, set, n);
-                (round(&on, &keys, &value, set, n), y)
+                let y = round(&off, false, &keys, &value, set, n);
+                (round(&on, true, &keys, &value, set, n), y)
             };
             a.push(x);
             b.push(y);

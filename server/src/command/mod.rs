@@ -1428,16 +1428,21 @@ pub fn run(
     // `CLIENT NO-TOUCH on`: reads leave LRU/LFU alone, except `TOUCH` itself.
     let _no_touch = (ctx.client.no_touch && COMMANDS[index].name != "touch")
         .then(shardcache_storage::NoTouch::enter);
-    // The store charges this command's lock holds and waits to it (see `blame`).
-    let holder = shardcache_storage::blame::enter(holder_tag(index), holds_timed(index));
+    // With lock statistics on, the store charges this command's lock holds and waits to it
+    // (see `blame`), and its long holds go to LOCKLOG.
+    let lock_stats = shared.config.lock_stats;
+    let holder =
+        lock_stats.then(|| shardcache_storage::blame::enter(holder_tag(index), holds_timed(index)));
     let result = (COMMANDS[index].handler)(&mut ctx, args);
     drop(holder);
-    shared.locklog.collect(
-        COMMANDS[index].name,
-        args,
-        ctx.client.peer,
-        ctx.client.name.as_deref(),
-    );
+    if lock_stats {
+        shared.locklog.collect(
+            COMMANDS[index].name,
+            args,
+            ctx.client.peer,
+            ctx.client.name.as_deref(),
+        );
+    }
     if shared.monitors.any() && !hidden_from_monitor(index) {
         shared.monitors.feed(
             ctx.client.db,
