@@ -151,10 +151,9 @@ pub struct LongHold {
 /// Takes this thread's queued long holds (no allocation when there are none).
 #[inline]
 pub fn take_long_holds() -> Vec<LongHold> {
-    LONG.with(|l| {
-        l.try_borrow_mut()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default()
+    LONG.with(|l| match l.try_borrow_mut() {
+        Ok(mut l) if !l.is_empty() => std::mem::take(&mut *l),
+        _ => Vec::new(),
     })
 }
 
