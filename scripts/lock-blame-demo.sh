@@ -20,7 +20,8 @@ exec > >(tee "$OUT") 2>&1
 echo "# lock-blame walkthrough: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD)"
 echo "# machine: $(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-seq 0 499999 | awk '{ printf "*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$1\r\nv\r\n", length("key:" $1), $1 }' |
+# The key names redis-benchmark -r uses (key:%012d), so the load below rewrites these keys.
+seq 0 499999 | awk '{ printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$1\r\nv\r\n", $1 }' |
   redis-cli -p "$PORT" --pipe | tail -1
 echo "dbsize: $(redis-cli -p "$PORT" DBSIZE)"
 
@@ -54,11 +55,13 @@ echo
 echo "## 2. A one-key storm: SET and GET on one key at once (two redis-benchmark -c 25 -r 1)"
 redis-cli -p "$PORT" CONFIG RESETSTAT >/dev/null
 redis-cli -p "$PORT" LOCKLOG RESET >/dev/null
+pids=()
 for t in set get; do
-  redis-benchmark -p "$PORT" -c 25 -n 300000 -r 1 -t "$t" -q 2>&1 | tr '\r' '\n' |
-    grep -E 'requests per second' &
+  (redis-benchmark -p "$PORT" -c 25 -n 300000 -r 1 -t "$t" -q 2>&1 | tr '\r' '\n' |
+    grep -E 'requests per second' || true) &
+  pids+=($!)
 done
-wait
+wait "${pids[@]}"
 echo
 echo "\$ curl -s localhost:$MPORT/metrics | grep -E '^shardcache_lock_wait(s)?_caused'"
 curl -s "localhost:$MPORT/metrics" | grep -E '^shardcache_lock_waits?_caused'

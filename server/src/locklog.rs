@@ -180,10 +180,14 @@ impl LockLog {
             .collect()
     }
 
-    /// The entry with the longest hold among those logged, if any.
+    /// The logged entry that cost others most: the most total wait behind it, then the
+    /// longest hold (a hold nobody waited for, such as a thread descheduled while holding,
+    /// is worst only when no hold made anyone wait).
     pub fn worst(&self) -> Option<Entry> {
         let e = self.entries.lock();
-        e.iter().max_by_key(|e| (e.hold_micros, e.id)).cloned()
+        e.iter()
+            .max_by_key(|e| (e.waited_micros, e.hold_micros, e.id))
+            .cloned()
     }
 }
 
@@ -253,6 +257,8 @@ mod tests {
         }
         assert_eq!(log.len(), 2);
         assert_eq!(log.worst().map(|e| e.command), Some("flushdb"));
+        log.record(&[hold(2, false, 1, 3)], "keys", &args, peer, None);
+        assert_eq!(log.worst().map(|e| e.command), Some("keys"), "waiters first");
         log.set_max_len(0);
         log.record(&[hold(0, true, 5, 0)], "set", &args, peer, None);
         assert!(log.is_empty());
