@@ -31,8 +31,16 @@ pub const MAXMEMORY_POLICIES: [&str; 8] = [
 ];
 
 /// The largest shard count accepted: beyond it each shard holds too few keys to matter and the
-/// per-shard metric series become a burden.
-pub const MAX_SHARDS: usize = 65536;
+/// per-shard metric series become a burden (and SCAN cursors reserve 16 bits for the shard).
+/// The store refuses more (`shardcache_storage::Store::new` reads this constant).
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// The largest number of logical databases (`--databases`); the store refuses more.
+pub const MAX_DATABASES: usize = 1 << 16;
+
+/// The largest `shards × databases`: each is a table header (~64 bytes even when empty), so
+/// the product bounds the memory an empty store takes. The store refuses more.
+pub const MAX_TABLES: usize = 1 << 22;
 
 /// The default metrics port is the Redis port plus this (6379 → 9379).
 pub const METRICS_PORT_OFFSET: u16 = 3000;
@@ -430,10 +438,20 @@ impl Config {
                 format!("{} is not between 1 and {MAX_THREADS}", self.threads),
             ));
         }
-        if self.databases == 0 || self.databases > 1_000_000 {
+        if self.databases == 0 || self.databases > MAX_DATABASES {
             return Err(ConfigError::new(
                 "databases",
-                format!("{} is not between 1 and 1000000", self.databases),
+                format!("{} is not between 1 and {MAX_DATABASES}", self.databases),
+            ));
+        }
+        if self.shards.saturating_mul(self.databases) > MAX_TABLES {
+            return Err(ConfigError::new(
+                "databases",
+                format!(
+                    "{} databases in each of {} shards is more than {MAX_TABLES} tables \
+                     (lower --databases or --shards)",
+                    self.databases, self.shards
+                ),
             ));
         }
         if self.maxclients == 0 {
@@ -640,6 +658,23 @@ mod tests {
         // Refused at start, in one line naming the option.
         let e = parse(&["--port", "64000"]).unwrap_err();
         assert!(e.to_string().contains("set --metrics-addr"), "{e}");
+    }
+
+    #[test]
+    fn database_counts() {
+        for ok in ["1", "16", "65536"] {
+            assert!(
+                parse(&["--databases", ok, "--shards", "16"]).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["0", "65537", "1000000"] {
+            let e = parse(&["--databases", bad]).unwrap_err();
+            assert!(e.contains("--databases") && e.contains("65536"), "{e}");
+        }
+        let e = parse(&["--databases", "128", "--shards", "65536"]).unwrap_err();
+        assert!(e.contains("--databases") && e.contains("tables"), "{e}");
+        assert!(parse(&["--databases", "64", "--shards", "65536"]).is_ok());
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub use encode::{write_request, ClientCodec, RequestEncoder};
 pub use error::ProtocolError;
 pub use frame::{Frame, FrameDecoder, MAX_FRAME_DEPTH};
 pub use limits::Limits;
+pub use number::parse_i64;
 pub use request::{Request, RequestDecoder};
 
 /// The protocol version a connection speaks, chosen by the client with `HELLO 2|3`. Reply

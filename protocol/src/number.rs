@@ -5,8 +5,18 @@ use bytes::{BufMut, BytesMut};
 /// Parses a signed decimal exactly like Redis's `string2ll` (util.c), so that the same request
 /// bytes are accepted or rejected as by Redis: no sign other than a leading `-`, no leading
 /// zeros (except `"0"` itself, so `"-0"` is rejected), no spaces, at most 20 bytes, no overflow.
+///
+/// The decoder reads RESP lengths with it; the server parses integer arguments with it, so a
+/// command accepts exactly the integers Redis accepts.
+///
+/// ```
+/// assert_eq!(shardcache_protocol::parse_i64(b"-42"), Some(-42));
+/// assert_eq!(shardcache_protocol::parse_i64(b"+1"), None);
+/// assert_eq!(shardcache_protocol::parse_i64(b"007"), None);
+/// assert_eq!(shardcache_protocol::parse_i64(b"9223372036854775808"), None);
+/// ```
 #[inline]
-pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
     // LONG_STR_SIZE is 21 in Redis: 20 bytes or fewer.
     if s.is_empty() || s.len() >= 21 {
         return None;

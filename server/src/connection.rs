@@ -34,12 +34,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use shardcache_protocol::{ProtocolError, Request, RequestDecoder, Version};
+use shardcache_protocol::{ProtocolError, Request, RequestDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, warn};
 
+use crate::client::ClientState;
 use crate::command::{self, Dispatched, Flow};
 use crate::latency;
 use crate::state::Shared;
@@ -62,70 +63,6 @@ enum ReadOutcome {
     Closed,
     /// Nothing arrived within `timeout`.
     Idle,
-}
-
-/// Per-connection state that commands read and change (`SELECT`, `HELLO`, `CLIENT SETNAME`).
-#[derive(Debug)]
-pub struct ClientState {
-    /// `CLIENT ID`.
-    pub id: u64,
-    /// Peer address, for `CLIENT LIST` and logs.
-    pub peer: SocketAddr,
-    /// The selected database.
-    pub db: usize,
-    /// Reply protocol negotiated with `HELLO`.
-    pub version: Version,
-    /// `CLIENT SETNAME`.
-    pub name: Option<String>,
-    /// Passed `AUTH` (or needed none when it connected). Until then only `no_auth` commands
-    /// run while a password is set.
-    pub authenticated: bool,
-    /// The queued transaction, between `MULTI` and `EXEC`/`DISCARD`.
-    pub multi: Option<Box<command::transaction::MultiState>>,
-    /// Watched keys (`WATCH`), unwatched when this is dropped.
-    pub watching: Option<Box<command::transaction::WatchState>>,
-    /// `CLIENT NO-TOUCH on`: this client's reads leave keys' LRU/LFU alone.
-    pub no_touch: bool,
-    /// Set by `MONITOR`: the stream the connection then forwards.
-    pub monitor: Option<crate::monitor::MonitorFeed>,
-}
-
-impl Clone for ClientState {
-    /// A copy to run one command on another thread (see `run_offloaded`): the transaction
-    /// and watch state are not copied; they stay with the connection.
-    fn clone(&self) -> Self {
-        ClientState {
-            id: self.id,
-            peer: self.peer,
-            db: self.db,
-            version: self.version,
-            name: self.name.clone(),
-            authenticated: self.authenticated,
-            multi: None,
-            watching: None,
-            no_touch: self.no_touch,
-            monitor: None,
-        }
-    }
-}
-
-impl ClientState {
-    /// A fresh connection's state: database 0, RESP2, no name; authenticated when no password
-    /// is set. Also what tests and the `command` fuzz target run commands as.
-    pub fn new(id: u64, peer: SocketAddr, shared: &Shared) -> ClientState {
-        ClientState {
-            id,
-            peer,
-            db: 0,
-            version: Version::Resp2,
-            name: None,
-            authenticated: !shared.auth.required(),
-            multi: None,
-            watching: None,
-            no_touch: false,
-            monitor: None,
-        }
-    }
 }
 
 /// A connection task's resources.
@@ -179,7 +116,7 @@ impl Connection {
         worker: usize,
     ) -> Connection {
         let id = shared.new_client_id();
-        let state = ClientState::new(id, peer, &shared);
+        let state = ClientState::new(id, peer, &shared.auth);
         Connection {
             stream,
             shared,

@@ -3,10 +3,11 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use crate::command::{connection_compat_version, COMMANDS};
 use shardcache_storage::LockModeStats;
 
+use crate::process::{ratio, ProcessStats};
 use crate::state::Shared;
+use crate::table::{COMMANDS, REDIS_COMPAT_VERSION};
 
 /// The sections `INFO` with no argument (or `default`) prints.
 const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "stats", "keyspace"];
@@ -74,7 +75,7 @@ fn server(shared: &Shared, out: &mut String) -> bool {
          uptime_in_days:{}\r\n\
          shards:{}\r\n\
          databases:{}\r\n",
-        connection_compat_version(),
+        REDIS_COMPAT_VERSION,
         env!("CARGO_PKG_VERSION"),
         std::env::consts::OS,
         std::env::consts::ARCH,
@@ -135,7 +136,7 @@ fn memory(shared: &Shared, out: &mut String) -> bool {
 
 /// The process's resident set size from `/proc/self/statm` (0 where unavailable).
 fn rss_bytes() -> u64 {
-    crate::metrics::ProcessStats::read().map_or(0, |p| p.rss_bytes)
+    ProcessStats::read().map_or(0, |p| p.rss_bytes)
 }
 
 fn stats(shared: &Shared, out: &mut String) -> bool {
@@ -179,15 +180,6 @@ fn keyspace(shared: &Shared, out: &mut String) -> bool {
         }
     }
     true
-}
-
-/// `n / d`, or 0 when `d` is 0 (a share or average of nothing).
-pub(crate) fn ratio(n: u64, d: u64) -> f64 {
-    if d == 0 {
-        0.0
-    } else {
-        n as f64 / d as f64
-    }
 }
 
 /// Redis's `bytesToHuman`: `1.50M`, `512B`.
@@ -308,7 +300,7 @@ fn contention(shared: &Shared, out: &mut String) -> bool {
         .map(|(t, b)| {
             format!(
                 "{}={:.6}s/{}",
-                crate::command::holder_name(*t),
+                crate::table::holder_name(*t),
                 b.wait_ns as f64 / 1e9,
                 b.waits
             )
@@ -341,7 +333,7 @@ fn cause(
     if total == 0 {
         return None;
     }
-    let name = crate::command::holder_name;
+    let name = crate::table::holder_name;
     let median_hold = |t: u16| {
         snap.holds
             .get(&t)

@@ -258,7 +258,11 @@ mod tests {
         assert_eq!(log.len(), 2);
         assert_eq!(log.worst().map(|e| e.command), Some("flushdb"));
         log.record(&[hold(2, false, 1, 3)], "keys", &args, peer, None);
-        assert_eq!(log.worst().map(|e| e.command), Some("keys"), "waiters first");
+        assert_eq!(
+            log.worst().map(|e| e.command),
+            Some("keys"),
+            "waiters first"
+        );
         log.set_max_len(0);
         log.record(&[hold(0, true, 5, 0)], "set", &args, peer, None);
         assert!(log.is_empty());

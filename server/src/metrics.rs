@@ -33,9 +33,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::command::COMMANDS;
 use crate::latency::DURATION_BOUNDS_SECONDS;
+use crate::process::{ratio, ProcessStats};
 use crate::state::Shared;
+use crate::table::{COMMANDS, REDIS_COMPAT_VERSION};
 
 /// Handles of the exporter-rendered series, registered once.
 pub struct Exporter {
@@ -106,7 +107,7 @@ impl Exporter {
                     name,
                     vec![
                         Label::new("version", env!("CARGO_PKG_VERSION")),
-                        Label::new("redis_version", crate::command::connection_compat_version()),
+                        Label::new("redis_version", REDIS_COMPAT_VERSION),
                     ],
                 ),
                 &META,
@@ -360,7 +361,7 @@ fn render_shards(shared: &Shared, out: &mut String) {
         .map(|s| s.read.acquisitions + s.write.acquisitions)
         .max()
         .unwrap_or(0);
-    let share = crate::info::ratio(hottest, all);
+    let share = ratio(hottest, all);
     let _ = write!(
         out,
         "# HELP shardcache_hottest_shard_share Share of all lock acquisitions taken by the busiest shard (1/shards when even).\n# TYPE shardcache_hottest_shard_share gauge\nshardcache_hottest_shard_share {share}\n"
@@ -395,7 +396,7 @@ fn write_histogram(
 /// its own waits. Labels are command names (bounded by the command table), never keys.
 fn render_blame(out: &mut String) {
     let snap = shardcache_storage::blame::snapshot();
-    let name = crate::command::holder_name;
+    let name = crate::table::holder_name;
     let sorted = |m: &std::collections::HashMap<u16, Histogram>| {
         let mut v: Vec<(&'static str, Histogram)> = Vec::new();
         for (t, h) in m {
@@ -511,53 +512,6 @@ fn render_process(out: &mut String) {
     );
 }
 
-/// Figures about this process from /proc/self.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ProcessStats {
-    /// Resident set size.
-    pub rss_bytes: u64,
-    /// Virtual size.
-    pub vsize_bytes: u64,
-    /// User + system CPU time.
-    pub cpu_seconds: f64,
-    /// Open file descriptors.
-    pub open_fds: u64,
-    /// Threads.
-    pub threads: u64,
-}
-
-impl ProcessStats {
-    /// Reads /proc/self/stat; `None` where /proc is not available.
-    pub fn read() -> Option<ProcessStats> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name, which is in parentheses and may contain spaces.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let num = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        // SAFETY: sysconf has no preconditions.
-        let (ticks, page) = unsafe {
-            (
-                libc::sysconf(libc::_SC_CLK_TCK),
-                libc::sysconf(libc::_SC_PAGESIZE),
-            )
-        };
-        let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
-        let page = u64::try_from(page).unwrap_or(4096);
-        let open_fds = std::fs::read_dir("/proc/self/fd")
-            .map(|d| d.count() as u64)
-            .unwrap_or(0);
-        Some(ProcessStats {
-            // utime = field 14, stime = 15, num_threads = 20, vsize = 23, rss = 24 (1-based,
-            // counting pid and comm); here 0-based after comm: 11, 12, 17, 20, 21.
-            cpu_seconds: (num(11) + num(12)) as f64 / ticks,
-            threads: num(17),
-            vsize_bytes: num(20),
-            rss_bytes: num(21) * page,
-            open_fds,
-        })
-    }
-}
-
 /// Binds the metrics listener (at start, so a bad address fails fast).
 ///
 /// # Errors
@@ -648,7 +602,7 @@ async fn handle_http(
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
             let body = crate::pprof::mutex_profile(
                 &shardcache_storage::blame::snapshot(),
-                crate::command::holder_name,
+                crate::table::holder_name,
                 now,
             )?;
             respond(&mut socket, "200 OK", "application/octet-stream", &body).await

@@ -78,7 +78,7 @@ pub struct Shared {
     pub auth: crate::auth::Auth,
     /// The command names this server answers to (after `--rename-command` and
     /// `--disable-command`): the dispatcher's lookup table.
-    pub commands: crate::command::CommandNames,
+    pub commands: crate::table::CommandNames,
 }
 
 /// What `CLIENT LIST` shows of a connection other than the caller's.
@@ -241,7 +241,7 @@ impl Shared {
             }
         }
         let commands =
-            crate::command::CommandNames::new(&config.rename_command, &config.disable_command)
+            crate::table::CommandNames::new(&config.rename_command, &config.disable_command)
                 .map_err(anyhow::Error::msg)?;
         let auth = crate::auth::Auth::new(config.requirepass.as_deref());
         let store = Store::new(StoreConfig {
@@ -305,12 +305,12 @@ impl Shared {
         index: usize,
         nanos: u64,
         args: &[bytes::Bytes],
-        client: &crate::connection::ClientState,
+        client: &crate::client::ClientState,
     ) {
         self.slowlog
             .note(nanos, args, client.peer, client.name.as_deref());
         self.latency_monitor
-            .note(nanos, || crate::command::is_fast(index));
+            .note(nanos, || crate::table::is_fast(index));
     }
 
     /// `CONFIG RESETSTAT`: zeroes the statistics Redis resets (command stats, keyspace hits

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 
-use crate::command::{CommandSpec, COMMANDS};
 use crate::latency::{bump, LatencyHistogram, Snapshot};
+use crate::table::{CommandSpec, COMMANDS};
 
 /// Counters of one command on one worker. Aligned so two commands' (or two workers')
 /// counters never share a cache line.
@@ -278,7 +278,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::lookup;
+    use crate::table::lookup;
 
     #[test]
     fn workers_are_summed_and_reset_is_a_baseline() {

@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use clap::Parser;
 use shardcache_config::Config;
 use shardcache_protocol::{Limits, RequestDecoder};
+use shardcache_server::client::ClientState;
 use shardcache_server::command;
-use shardcache_server::connection::ClientState;
 use shardcache_server::Shared;
 use tokio_util::codec::Decoder;
 
@@ -66,7 +66,7 @@ impl Harness {
         let config = Config::parse_from(["shardcache", "--shards", "16", "--metrics-addr", ""]);
         let shared = Shared::new(config, 0).expect("shared state");
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-        let client = ClientState::new(1, peer, &shared);
+        let client = ClientState::new(1, peer, &shared.auth);
         Harness {
             shared,
             client,

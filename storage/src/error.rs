@@ -4,10 +4,10 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
     /// The shard count must be a power of two in `1..=65536` so a shard is picked with a mask.
-    #[error("invalid shard count {0}: must be a power of two between 1 and 65536")]
+    #[error("invalid shard count {0}: must be a power of two between 1 and {max}", max = crate::MAX_SHARDS)]
     InvalidShardCount(usize),
     /// The number of logical databases (Redis `databases`) must be in `1..=65536`.
-    #[error("invalid number of databases {0}: must be between 1 and 65536")]
+    #[error("invalid number of databases {0}: must be between 1 and {max} (and at most {tables} tables in all shards)", max = crate::MAX_DATABASES, tables = crate::MAX_TABLES)]
     InvalidDatabases(usize),
 }
 

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use shardcache_config::MAXMEMORY_POLICIES;
+
 /// What to evict when used memory exceeds `maxmemory` (Redis `maxmemory-policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum EvictionPolicy {
@@ -38,18 +40,10 @@ impl EvictionPolicy {
         EvictionPolicy::VolatileTtl,
     ];
 
-    /// The Redis name (`allkeys-lru`, …), as shown by `CONFIG GET maxmemory-policy`.
+    /// The Redis name (`allkeys-lru`, …), as shown by `CONFIG GET maxmemory-policy`: the
+    /// config crate's list, which [`EvictionPolicy::ALL`] follows entry by entry.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EvictionPolicy::NoEviction => "noeviction",
-            EvictionPolicy::AllKeysLru => "allkeys-lru",
-            EvictionPolicy::VolatileLru => "volatile-lru",
-            EvictionPolicy::AllKeysLfu => "allkeys-lfu",
-            EvictionPolicy::VolatileLfu => "volatile-lfu",
-            EvictionPolicy::AllKeysRandom => "allkeys-random",
-            EvictionPolicy::VolatileRandom => "volatile-random",
-            EvictionPolicy::VolatileTtl => "volatile-ttl",
-        }
+        MAXMEMORY_POLICIES[self as usize]
     }
 
     /// Whether only keys with a TTL may be evicted.
@@ -82,6 +76,9 @@ impl EvictionPolicy {
             .unwrap_or(EvictionPolicy::NoEviction)
     }
 }
+
+// Every policy has a name in the config crate's list, at its own index.
+const _: () = assert!(MAXMEMORY_POLICIES.len() == EvictionPolicy::ALL.len());
 
 impl fmt::Display for EvictionPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,5 +117,10 @@ mod tests {
         assert_eq!("ALLKEYS-LRU".parse(), Ok(EvictionPolicy::AllKeysLru));
         assert!("lru".parse::<EvictionPolicy>().is_err());
         assert_eq!(EvictionPolicy::default(), EvictionPolicy::NoEviction);
+        for (i, p) in EvictionPolicy::ALL.into_iter().enumerate() {
+            assert_eq!(p as usize, i);
+        }
+        assert_eq!(EvictionPolicy::VolatileTtl.as_str(), "volatile-ttl");
+        assert_eq!(EvictionPolicy::AllKeysLfu.as_str(), "allkeys-lfu");
     }
 }

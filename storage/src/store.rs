@@ -21,12 +21,9 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-/// Largest shard count (cursor encoding reserves 16 bits for the shard).
-pub const MAX_SHARDS: usize = 1 << 16;
-/// Largest number of logical databases.
-pub const MAX_DATABASES: usize = 1 << 16;
-/// Largest `shards * databases` (each is a hash table header, ~64 bytes even when empty).
-pub const MAX_TABLES: usize = 1 << 22;
+/// The bounds on shards and databases are the config crate's, where the options are validated
+/// (cursor encoding reserves 16 bits for the shard; each table is a header of ~64 bytes).
+pub use shardcache_config::{MAX_DATABASES, MAX_SHARDS, MAX_TABLES};
 
 /// Store configuration. Everything but `shards`, `databases` and `instrument` can be
 /// changed at runtime through setters on [`Store`].

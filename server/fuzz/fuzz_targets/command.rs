@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use shardcache_config::Config;
 use shardcache_protocol::{FrameDecoder, Limits, RequestDecoder, Version};
 use shardcache_server::command::{self, Flow};
-use shardcache_server::connection::ClientState;
+use shardcache_server::client::ClientState;
 use shardcache_server::Shared;
 use tokio_util::codec::Decoder;
 
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         shared.auth.set(Some(b"pw"));
     }
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-    let mut client = ClientState::new(1, peer, &shared);
+    let mut client = ClientState::new(1, peer, &shared.auth);
     if mode & 2 == 2 {
         client.version = Version::Resp3;
     }

@@ -4,9 +4,7 @@ use bytes::Bytes;
 use shardcache_protocol::{reply, Version};
 
 use super::{eq_ic, parse_i64, CmdError, CmdResult, Ctx, Flow};
-
-/// The Redis version shardcache reports, so tools that check it accept the server.
-pub const REDIS_COMPAT_VERSION: &str = "7.0.0";
+use crate::table::REDIS_COMPAT_VERSION;
 
 /// `PING [message]`.
 pub fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

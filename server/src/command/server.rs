@@ -3,8 +3,9 @@
 use bytes::Bytes;
 use shardcache_protocol::{reply, Version};
 
-use super::{eq_ic, CmdError, CmdResult, CommandSpec, Ctx};
+use super::{eq_ic, CmdError, CmdResult, Ctx};
 use crate::info;
+use crate::table::{key_args, CommandSpec};
 
 /// `DBSIZE`.
 pub fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
@@ -119,7 +120,7 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 "ERR Invalid number of arguments specified for command",
             ));
         }
-        let keys: Vec<&[u8]> = super::key_args(index, rest)
+        let keys: Vec<&[u8]> = key_args(index, rest)
             .map(Iterator::collect)
             .unwrap_or_default();
         if keys.is_empty() {
@@ -152,7 +153,7 @@ fn write_command_info(out: &mut bytes::BytesMut, name: &str, spec: &CommandSpec,
     reply::bulk(out, name.as_bytes());
     reply::integer(out, i64::from(spec.arity));
     reply::set_len(out, spec.flags.len(), v);
-    for f in spec.flags {
+    for f in spec.flags.names() {
         reply::simple(out, f.as_bytes());
     }
     reply::integer(out, i64::from(spec.first_key));

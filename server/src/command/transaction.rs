@@ -17,60 +17,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use shardcache_protocol::reply;
-use shardcache_storage::{Store, WatchFlag};
+use shardcache_storage::WatchFlag;
 
-use super::{dispatch, key_args, run, CmdError, CmdResult, Ctx, Flow, COMMANDS};
-use crate::connection::ClientState;
+use super::{dispatch, run, CmdError, CmdResult, Ctx, Flow};
+use crate::client::{ClientState, WatchState};
 use crate::stats::WorkerStats;
+use crate::table::{key_args, Flags, COMMANDS};
 use crate::Shared;
-
-/// A client's queued transaction.
-#[derive(Debug, Default)]
-pub struct MultiState {
-    /// Command table index and arguments of each queued command.
-    queue: Vec<(usize, Vec<Bytes>)>,
-    /// Bytes of arguments queued, bounded by `client-query-buffer-limit`.
-    bytes: usize,
-    /// A command was rejected while queuing: `EXEC` aborts.
-    dirty: bool,
-}
-
-/// A client's watched keys. Dropping it (also when the connection ends) unwatches them.
-pub struct WatchState {
-    store: Arc<Store>,
-    flag: Arc<WatchFlag>,
-    /// (db, key, whether it was already expired when watched).
-    keys: Vec<(usize, Bytes, bool)>,
-}
-
-impl std::fmt::Debug for WatchState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchState")
-            .field("keys", &self.keys.len())
-            .field("dirty", &self.flag.is_dirty())
-            .finish()
-    }
-}
-
-impl WatchState {
-    /// Whether `EXEC` must fail: a watched key was touched, or has expired since it was
-    /// watched.
-    fn broken(&self) -> bool {
-        self.flag.is_dirty()
-            || self
-                .keys
-                .iter()
-                .any(|(db, k, was_expired)| !was_expired && self.store.is_expired(*db, k))
-    }
-}
-
-impl Drop for WatchState {
-    fn drop(&mut self) {
-        for (db, key, _) in &self.keys {
-            self.store.unwatch(*db, key, &self.flag);
-        }
-    }
-}
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
@@ -149,7 +102,7 @@ pub fn intercept(
             stats.call(d.index, failed);
             Some(flow)
         }
-        _ if COMMANDS[d.index].flags.contains(&"no_multi") => {
+        _ if COMMANDS[d.index].flags.contains(Flags::NO_MULTI) => {
             stats.rejected(d.index);
             reply::error(out, b"ERR Command not allowed inside a transaction");
             flag(client);
@@ -213,7 +166,7 @@ fn run_exec(
     let denyoom = m
         .queue
         .iter()
-        .any(|(i, _)| COMMANDS[*i].flags.contains(&"denyoom"));
+        .any(|(i, _)| COMMANDS[*i].flags.contains(Flags::DENYOOM));
     if denyoom && shared.store.reclaim_memory().is_err() {
         stats.call(exec_index, true);
         reply::error(out, CmdError::OOM.0.as_bytes());

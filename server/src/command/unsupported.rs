@@ -216,7 +216,7 @@ mod tests {
         }
         for (n, _) in UNSUPPORTED {
             assert!(
-                super::super::lookup(n.as_bytes()).is_none(),
+                crate::table::lookup(n.as_bytes()).is_none(),
                 "{n} is supported"
             );
         }
