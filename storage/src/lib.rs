@@ -48,7 +48,7 @@ mod shard;
 mod store;
 mod table;
 
-pub use blame::LOCK_HOLD_BUCKETS_NS;
+pub use blame::{LOCK_HOLD_BUCKETS_NS, LOCK_WAIT_BUCKETS_NS};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{entry_memory, EntryRef, Expiry, Removed, INLINE_MAX};
 pub use error::{OutOfMemory, StorageError};
@@ -56,7 +56,7 @@ pub use glob::glob_match;
 pub use hotkeys::{
     HotKey, SAMPLE_INTERVAL as HOT_KEY_SAMPLE_INTERVAL, TOP_K as HOT_KEYS_PER_SHARD,
 };
-pub use lock::{InstrumentedRwLock, LockModeStats, ReadGuard, WriteGuard, LOCK_WAIT_BUCKETS_NS};
+pub use lock::{InstrumentedRwLock, LockModeStats, ReadGuard, WriteGuard};
 pub use policy::{EvictionPolicy, UnknownPolicy};
 pub use reclaimer::{Reclaimer, RECLAIM_BUDGET_PER_SHARD};
 pub use shard::WatchFlag;

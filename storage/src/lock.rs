@@ -16,37 +16,13 @@
 //! then a plain `parking_lot::RwLock` plus one predictable branch, so the overhead of the
 //! instrumentation can be benchmarked.
 
-use crate::blame::{self, LongHold, HOLD_SAMPLE, LOCK_HOLD_BUCKETS_NS, STICKY, TIMED, WRITE};
+use crate::blame::{
+    self, LongHold, HOLD_SAMPLE, LOCK_HOLD_BUCKETS_NS, LOCK_WAIT_BUCKETS_NS, STICKY, TIMED, WRITE,
+};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-
-/// Upper bounds (inclusive, nanoseconds) of the lock-wait histogram buckets: 100 ns to
-/// 100 ms, 1-2.5-5 log spaced. A last, implicit `+Inf` bucket follows, so histograms have
-/// `LOCK_WAIT_BUCKETS_NS.len() + 1` buckets. Exposed so the server can print Prometheus
-/// `le` labels.
-pub const LOCK_WAIT_BUCKETS_NS: &[u64] = &[
-    100,
-    250,
-    500,
-    1_000,
-    2_500,
-    5_000,
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-];
 
 const BUCKETS: usize = LOCK_WAIT_BUCKETS_NS.len() + 1;
 
