@@ -14,10 +14,17 @@
 //!   "set" through the `metrics` API without replaying samples. This also lets
 //!   `--metrics-top-shards K` bound the per-shard series to the K most contended shards.
 //!
-//! Series count: per shard, 2 modes x (2 counters + 20 wait buckets + sum + count) + 2 gauges
-//! = 50 series; so 16 shards ≈ 0.8k, 1024 shards ≈ 51k; plus 2 per command in the table
-//! (calls, errors) and 19 (the duration histogram) per command that has been called. With `--metrics-top-shards K`, at most K shards are detailed; the
-//! `shardcache_lock_*` totals always cover every shard.
+//! Series count: per shard, 2 modes x (2 counters + 22 wait-histogram series + 25
+//! hold-histogram series) + 2 gauges = 100 series; so 16 shards ≈ 1.6k, 1024 shards ≈ 102k;
+//! plus 2 per command in the table (calls, errors), 19 (the duration histogram) per command
+//! that has been called, and up to 49 (hold and wait histograms, two blame counters) per
+//! command that has held or waited for a lock. With `--metrics-top-shards K`, at most K
+//! shards are detailed; the `shardcache_lock_*` totals always cover every shard.
+//!
+//! The HTTP side is deliberately small: one request per connection, the head bounded to
+//! 16 KiB and the exchange to 10 s, at most [`MAX_SCRAPES`] at once (a further connection is
+//! answered 503 at once), a malformed request line answered 400; in-flight exchanges are
+//! tracked and stop with the server.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -25,12 +32,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use shardcache_storage::blame::Histogram;
 use shardcache_storage::{LockModeStats, LOCK_HOLD_BUCKETS_NS, LOCK_WAIT_BUCKETS_NS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use crate::latency::DURATION_BOUNDS_SECONDS;
@@ -40,7 +49,8 @@ use crate::table::{COMMANDS, REDIS_COMPAT_VERSION};
 
 /// Handles of the exporter-rendered series, registered once.
 pub struct Exporter {
-    recorder: PrometheusRecorder,
+    /// Renders the series registered on the recorder built in `new` (the handles keep
+    /// their storage alive; the recorder itself is not needed afterwards).
     handle: PrometheusHandle,
     commands_total: Vec<Counter>,
     command_errors_total: Vec<Counter>,
@@ -178,14 +188,12 @@ impl Exporter {
                 "Bytes written to clients.",
                 vec![],
             ),
-            recorder,
             handle,
         }
     }
 
     /// Copies the current atomics into the registered handles and renders everything.
     pub fn render(&self, shared: &Shared) -> String {
-        let _ = &self.recorder;
         let totals = shared.stats.totals();
         for ((calls, errors), c) in self
             .commands_total
@@ -522,29 +530,47 @@ pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on metrics address {addr}: {e}"))
 }
 
-/// Serves `GET /metrics` until `shutdown`.
+/// Exchanges served at once; a connection beyond them is answered 503 and closed.
+pub const MAX_SCRAPES: usize = 4;
+
+/// Serves `GET /metrics` (and `/debug/pprof/mutex`) until `shutdown`, then ends the
+/// exchanges in flight and returns.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     let exporter = Arc::new(Exporter::new());
     if let Ok(addr) = listener.local_addr() {
         info!(addr = %addr, "metrics endpoint listening on http://{addr}/metrics");
     }
+    let exchanges = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(MAX_SCRAPES));
     loop {
         let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => break,
             a = listener.accept() => a,
         };
         match accepted {
             Ok((socket, _)) => {
+                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                    // Busy: say so without waiting (the reply fits the socket buffer).
+                    let _ = socket.try_write(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                    );
+                    continue;
+                };
                 let shared = Arc::clone(&shared);
                 let exporter = Arc::clone(&exporter);
-                tokio::spawn(async move {
-                    let r = tokio::time::timeout(
-                        Duration::from_secs(10),
-                        handle_http(socket, &shared, &exporter),
-                    )
-                    .await;
-                    if let Ok(Err(e)) = r {
-                        debug!(error = %e, "metrics request failed");
+                let stop = shutdown.clone();
+                exchanges.spawn(async move {
+                    let _permit = permit;
+                    tokio::select! {
+                        r = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            handle_http(socket, &shared, &exporter),
+                        ) => {
+                            if let Ok(Err(e)) = r {
+                                debug!(error = %e, "metrics request failed");
+                            }
+                        }
+                        () = stop.cancelled() => {}
                     }
                 });
             }
@@ -554,6 +580,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
             }
         }
     }
+    exchanges.close();
+    exchanges.wait().await;
 }
 
 /// A minimal HTTP/1.x exchange: read the request head (bounded), answer, close.
@@ -581,9 +609,15 @@ async fn handle_http(
         head.extend_from_slice(&buf[..n]);
     }
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let method = parts.next().unwrap_or_default();
-    let target = parts.next().unwrap_or_default();
+    let Some((method, target)) = request_line(line) else {
+        return respond(
+            &mut socket,
+            "400 Bad Request",
+            "text/plain",
+            b"bad request\n",
+        )
+        .await;
+    };
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
     match (method, path) {
         (b"GET", b"/metrics") => {
@@ -621,6 +655,19 @@ async fn handle_http(
     }
 }
 
+/// `METHOD SP TARGET SP HTTP/1.x` → (method, target); `None` for anything else.
+fn request_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let token = |m: &[u8]| !m.is_empty() && m.iter().all(u8::is_ascii_uppercase);
+    (parts.next().is_none()
+        && token(method)
+        && target.first() == Some(&b'/')
+        && target.iter().all(|b| b.is_ascii_graphic())
+        && matches!(version, b"HTTP/1.0" | b"HTTP/1.1"))
+    .then_some((method, target))
+}
+
 async fn respond(
     socket: &mut TcpStream,
     status: &str,
@@ -634,4 +681,31 @@ async fn respond(
     socket.write_all(head.as_bytes()).await?;
     socket.write_all(body).await?;
     socket.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_line;
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(
+            request_line(b"GET /metrics HTTP/1.1"),
+            Some((&b"GET"[..], &b"/metrics"[..]))
+        );
+        assert!(request_line(b"GET /metrics?x=1 HTTP/1.0").is_some());
+        for bad in [
+            &b""[..],
+            b"GET",
+            b"GET /metrics",
+            b"GET metrics HTTP/1.1",
+            b"get /metrics HTTP/1.1",
+            b"GET /metrics HTTP/2",
+            b"GET /metrics HTTP/1.1 extra",
+            b"GET /met\x01rics HTTP/1.1",
+            b"\x16\x03\x01\x02\x00",
+        ] {
+            assert_eq!(request_line(bad), None, "{bad:?}");
+        }
+    }
 }

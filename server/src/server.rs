@@ -93,15 +93,19 @@ impl Listening {
     /// Never in practice; accept errors are logged and retried with a back-off.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let token = CancellationToken::new();
-        if let Some(m) = self.metrics {
+        let metrics = self.metrics.map(|m| {
             tokio::spawn(crate::metrics::serve(
                 m,
                 Arc::clone(&self.shared),
                 token.clone(),
-            ));
-        }
+            ))
+        });
         let r = run(self.listener, self.shared, shutdown).await;
+        // The metrics endpoint stops with the server: no exchange outlives it.
         token.cancel();
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         r
     }
 }
