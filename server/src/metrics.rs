@@ -288,7 +288,7 @@ fn render_shards(shared: &Shared, out: &mut String) {
             );
         }
     }
-    out.push_str("# HELP shardcache_shard_lock_hold_seconds How long a shard lock was held, by mode (estimated from timed holds: every hold of a command whose work grows with its input, one in 64 of the others).\n# TYPE shardcache_shard_lock_hold_seconds histogram\n");
+    out.push_str("# HELP shardcache_shard_lock_hold_seconds How long a shard lock was held, by mode (estimated from timed holds: every hold of a command whose work grows with its input, one in 256 of the others).\n# TYPE shardcache_shard_lock_hold_seconds histogram\n");
     for &i in &detailed {
         for (m, st) in MODES.iter().zip([&stats[i].read, &stats[i].write]) {
             write_histogram(

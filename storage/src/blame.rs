@@ -35,7 +35,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// One timed acquisition in this many (of each lock and mode) when the holder is not timed.
-pub const HOLD_SAMPLE: u64 = 64;
+pub const HOLD_SAMPLE: u64 = 256;
 
 /// Upper bounds (inclusive, nanoseconds) of the lock-wait histogram buckets: 100 ns to
 /// 100 ms, 1-2.5-5 log spaced. A last, implicit `+Inf` bucket follows, so histograms have
