@@ -4,6 +4,11 @@
  * formatted with `ld2string(..., LD_STR_HUMAN)` ("%.17Lf", trailing zeros trimmed).
  * Rust has no long double, and f64 gives visibly different answers (0.1 + 0.2), so this
  * one function is C. It allocates nothing and touches no global state but errno.
+ *
+ * The answers are those of a redis-server built for the same target, whose `long double`
+ * this is: 80-bit x87 on x86/x86-64 and 128-bit on aarch64 Linux print 0.1 + 0.2 as "0.3";
+ * where `long double` is `double` (32-bit ARM, Windows) both print "0.30000000000000004".
+ * The unit test's exact values are checked on the first kind only.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -689,8 +689,16 @@ mod tests {
     #[test]
     fn incrbyfloat_matches_redis_long_double() {
         let f = |c: Option<&str>, i: &str| incr_float(c.map(str::as_bytes), i.as_bytes());
-        assert_eq!(f(Some("0.1"), "0.2").unwrap(), Bytes::from("0.3"));
-        assert_eq!(f(Some("10.50"), "0.1").unwrap(), Bytes::from("10.6"));
+        // Exact digits where `long double` is wider than `double` (see ldfloat.c); elsewhere
+        // Redis on the same target prints f64's digits, as this does.
+        if cfg!(any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            all(target_arch = "aarch64", target_os = "linux")
+        )) {
+            assert_eq!(f(Some("0.1"), "0.2").unwrap(), Bytes::from("0.3"));
+            assert_eq!(f(Some("10.50"), "0.1").unwrap(), Bytes::from("10.6"));
+        }
         assert_eq!(f(Some("5.0e3"), "2.0e2").unwrap(), Bytes::from("5200"));
         assert_eq!(f(None, "-0").unwrap(), Bytes::from("0"));
         assert_eq!(f(None, "1").unwrap(), Bytes::from("1"));
