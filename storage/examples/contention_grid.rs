@@ -24,67 +24,44 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Command line.
+#[derive(clap::Parser)]
+#[command(about = "The in-process contention grid (see the file's doc comment)")]
 struct Args {
-    duration: Duration,
-    reps: usize,
+    /// Run time of each point, in milliseconds.
+    #[arg(long = "duration-ms", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    duration_ms: u64,
+    /// Rounds; each runs every map of a workload back to back.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    reps: u64,
+    /// Thread counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
     threads: Vec<usize>,
+    /// GET fractions.
+    #[arg(
+        long = "read-ratios",
+        value_delimiter = ',',
+        default_value = "0.5,0.8,0.95,1.0"
+    )]
     read_ratios: Vec<f64>,
+    /// Key distributions: uniform, zipf, hotkey.
+    #[arg(long, value_delimiter = ',', default_value = "uniform,zipf,hotkey", value_parser = parse_dist)]
     dists: Vec<Dist>,
+    /// Shard counts of the store.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64,256")]
     shards: Vec<usize>,
-    baselines: bool,
+    /// Skip the baseline maps (std and parking_lot locks over one map, papaya).
+    #[arg(long = "no-baselines")]
+    no_baselines: bool,
+    /// Output directory.
+    #[arg(long, default_value = "docs/bench/grid")]
     out: PathBuf,
+    /// Passed by `cargo bench`-style runners; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-fn list<T: std::str::FromStr>(s: &str) -> Vec<T> {
-    s.split(',')
-        .map(|x| {
-            x.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("bad list item {x:?}"))
-        })
-        .collect()
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        duration: Duration::from_millis(500),
-        reps: 1,
-        threads: vec![1, 4, 16, 64],
-        read_ratios: vec![0.5, 0.8, 0.95, 1.0],
-        dists: vec![Dist::Uniform, Dist::Zipf, Dist::HotKey],
-        shards: vec![1, 4, 16, 64, 256],
-        baselines: true,
-        out: PathBuf::from("docs/bench/grid"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--no-baselines" {
-            a.baselines = false;
-            continue;
-        }
-        if flag == "--bench" {
-            continue; // passed by `cargo bench`-style runners; ignore
-        }
-        let v = it
-            .next()
-            .unwrap_or_else(|| panic!("{flag} needs a value (see the file's doc comment)"));
-        match flag.as_str() {
-            "--duration-ms" => a.duration = Duration::from_millis(v.parse().expect("ms")),
-            "--reps" => a.reps = v.parse::<usize>().expect("reps").max(1),
-            "--threads" => a.threads = list(&v),
-            "--read-ratios" => a.read_ratios = list(&v),
-            "--dists" => {
-                a.dists = v
-                    .split(',')
-                    .map(|d| Dist::parse(d).unwrap_or_else(|| panic!("bad dist {d:?}")))
-                    .collect()
-            }
-            "--shards" => a.shards = list(&v),
-            "--out" => a.out = PathBuf::from(v),
-            _ => panic!("unknown option {flag}"),
-        }
-    }
-    a
+fn parse_dist(s: &str) -> Result<Dist, String> {
+    Dist::parse(s).ok_or_else(|| format!("unknown distribution {s:?} (uniform, zipf, hotkey)"))
 }
 
 /// One measured point: the median-throughput repetition, with all repetitions' latency
@@ -104,7 +81,9 @@ struct Point {
 }
 
 fn main() {
-    let args = parse_args();
+    let args = <Args as clap::Parser>::parse();
+    let duration = Duration::from_millis(args.duration_ms);
+    let reps = args.reps as usize;
     let mut kinds: Vec<Kind> = args
         .shards
         .iter()
@@ -113,7 +92,7 @@ fn main() {
             instrument: true,
         })
         .collect();
-    if args.baselines {
+    if !args.no_baselines {
         kinds.extend([
             Kind::StdMutex,
             Kind::StdRwLock,
@@ -131,9 +110,9 @@ fn main() {
     eprintln!(
         "{total} workloads x {} maps x {} reps x {:?} (~{:.0} s); {cores} cores",
         kinds.len(),
-        args.reps,
-        args.duration,
-        (total * kinds.len() * args.reps) as f64 * args.duration.as_secs_f64()
+        reps,
+        duration,
+        (total * kinds.len() * reps) as f64 * duration.as_secs_f64()
     );
 
     let mut points = Vec::new();
@@ -146,10 +125,10 @@ fn main() {
                 let streams = w.streams(threads, &zipf);
                 let mut runs: Vec<Vec<(Timed, Option<f64>)>> =
                     (0..kinds.len()).map(|_| Vec::new()).collect();
-                for _ in 0..args.reps {
+                for _ in 0..reps {
                     for (i, map) in maps.iter().enumerate() {
                         let before = map.contention();
-                        let t = common::run_for(&**map, &keys, &value, &streams, args.duration);
+                        let t = common::run_for(&**map, &keys, &value, &streams, duration);
                         let pct = match (before, map.contention()) {
                             (Some((c0, a0)), Some((c1, a1))) if a1 > a0 => {
                                 Some(100.0 * (c1 - c0) as f64 / (a1 - a0) as f64)
@@ -234,7 +213,7 @@ fn markdown(points: &[Point], kinds: &[Kind], args: &Args, cores: usize) -> Stri
          (median ops/s), 1 op in {} timed; {cores} cores (threads above {cores} time-slice).\n",
         common::KEYS,
         common::VALUE_SIZE,
-        args.duration,
+        Duration::from_millis(args.duration_ms),
         args.reps,
         common::SAMPLE_EVERY
     );

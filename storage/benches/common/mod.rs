@@ -11,6 +11,8 @@
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng};
 use shardcache_storage::{Expiry, Store, StoreConfig};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -235,32 +237,6 @@ impl Dist {
     }
 }
 
-/// splitmix64: tiny, fast, deterministic.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded generator.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-}
-
 /// Cumulative zipf probabilities over `n` ranks (sampling = binary search).
 pub fn zipf_cdf(n: usize, theta: f64) -> Vec<f64> {
     let mut acc = 0.0;
@@ -298,26 +274,26 @@ impl Workload {
     pub fn streams(&self, threads: usize, zipf: &[f64]) -> Vec<Vec<Op>> {
         (0..threads)
             .map(|t| {
-                let mut rng = Rng::new(0x5EED ^ ((t as u64 + 1) << 32));
+                let mut rng = SmallRng::seed_from_u64(0x5EED ^ ((t as u64 + 1) << 32));
                 (0..STREAM_LEN)
                     .map(|_| {
                         let key = match self.dist {
-                            Dist::Uniform => rng.below(KEYS),
+                            Dist::Uniform => rng.random_range(0..KEYS),
                             Dist::Zipf => {
-                                let u = rng.next_f64();
+                                let u: f64 = rng.random();
                                 zipf.partition_point(|&c| c < u).min(KEYS - 1)
                             }
                             Dist::HotKey => {
-                                if rng.next_f64() < HOT_SHARE {
+                                if rng.random::<f64>() < HOT_SHARE {
                                     0
                                 } else {
-                                    1 + rng.below(KEYS - 1)
+                                    rng.random_range(1..KEYS)
                                 }
                             }
                         } as u32;
                         Op {
                             key,
-                            write: rng.next_f64() >= self.read_ratio,
+                            write: rng.random::<f64>() >= self.read_ratio,
                         }
                     })
                     .collect()
