@@ -1125,15 +1125,22 @@ pub fn holder_name(tag: u16) -> &'static str {
 }
 
 /// Whether every lock hold of the command is timed: the commands whose work under a lock
-/// grows with their input (Redis's non-`fast` commands, and `APPEND`, which copies the
-/// value). Others are timed one acquisition in `HOLD_SAMPLE`.
+/// grows with their input. Those are Redis's non-`fast` commands except the `SET` family
+/// (whose entry is built before the lock: O(1) under it), those that take any number of keys
+/// (`MGET` holds its shards for all of them), and `APPEND`, which copies the value. Others
+/// are timed one acquisition in `HOLD_SAMPLE`.
 #[inline]
 pub(crate) fn holds_timed(index: usize) -> bool {
     static TIMED: OnceLock<Box<[bool]>> = OnceLock::new();
     TIMED.get_or_init(|| {
         COMMANDS
             .iter()
-            .map(|c| !c.flags.contains(Flags::FAST) || c.name == "append")
+            .map(|c| {
+                let o1_write = matches!(c.name, "set" | "setex" | "psetex");
+                (!c.flags.contains(Flags::FAST) && !o1_write)
+                    || (c.first_key > 0 && c.last_key < 0)
+                    || c.name == "append"
+            })
             .collect()
     })[index]
 }
@@ -1179,6 +1186,25 @@ impl Offload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holds_of_input_sized_commands_are_timed() {
+        let timed = |name: &str| holds_timed(lookup(name.as_bytes()).expect(name).0);
+        for name in [
+            "keys", "scan", "flushdb", "setrange", "exec", "mget", "mset", "del", "append",
+        ] {
+            assert!(timed(name), "{name}");
+        }
+        for name in ["get", "set", "setex", "incr", "strlen", "ttl", "expire"] {
+            assert!(!timed(name), "{name}");
+        }
+        assert_eq!(holder_name(holder_tag(lookup(b"keys").unwrap().0)), "keys");
+        assert_eq!(
+            holder_name(shardcache_storage::blame::TAG_BACKGROUND),
+            "background"
+        );
+        assert_eq!(holder_name(0), "other");
+    }
 
     #[test]
     fn table_is_sorted_and_unique() {
