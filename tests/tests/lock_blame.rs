@@ -268,10 +268,18 @@ fn a_hot_key_storm_is_not_a_slow_command() {
     assert!(waited >= 50.0, "the storm must have produced contention");
     let body = http_body(s.metrics_port(), "/metrics");
     let caused = by_command(&body, "shardcache_lock_wait_caused_seconds_total");
+    // Blamed on the commands on the key; "other" is a waiter that read the holder word in
+    // the nanoseconds between a holder's acquisition and its storing its name (at the
+    // lock's first use), a rare sliver.
     assert!(
-        caused.iter().all(|(c, _)| c == "set" || c == "get"),
+        caused
+            .iter()
+            .all(|(c, _)| c == "set" || c == "get" || c == "other"),
         "{caused:?}"
     );
+    let total: f64 = caused.iter().map(|c| c.1).sum();
+    let on_key: f64 = caused.iter().filter(|c| c.0 != "other").map(|c| c.1).sum();
+    assert!(on_key >= 0.9 * total, "{caused:?}");
     // --metrics-top-shards bounds the per-shard hold series as it bounds the others.
     let shards: std::collections::BTreeSet<&str> = body
         .lines()
