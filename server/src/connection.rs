@@ -109,12 +109,7 @@ impl Run {
 
 impl Connection {
     /// Wraps an accepted socket, served by worker thread `worker`.
-    pub fn new(
-        stream: Stream,
-        peer: SocketAddr,
-        shared: Arc<Shared>,
-        worker: usize,
-    ) -> Connection {
+    pub fn new(stream: Stream, peer: SocketAddr, shared: Arc<Shared>, worker: usize) -> Connection {
         let id = shared.new_client_id();
         let state = ClientState::new(id, peer, &shared.auth);
         Connection {

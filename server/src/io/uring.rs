@@ -256,10 +256,11 @@ impl BufRing {
             4096,
         )
         .map_err(io::Error::other)?;
-        let mem_layout =
-            Layout::from_size_align(usize::from(BUF_COUNT) * BUF_SIZE, 4096).map_err(io::Error::other)?;
+        let mem_layout = Layout::from_size_align(usize::from(BUF_COUNT) * BUF_SIZE, 4096)
+            .map_err(io::Error::other)?;
         // SAFETY: both layouts have a non-zero size.
-        let entries = unsafe { std::alloc::alloc_zeroed(entries_layout) }.cast::<types::BufRingEntry>();
+        let entries =
+            unsafe { std::alloc::alloc_zeroed(entries_layout) }.cast::<types::BufRingEntry>();
         if entries.is_null() {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
@@ -318,7 +319,9 @@ impl BufRing {
             return &[];
         }
         // SAFETY: buffer `bid` is ours until given back; `len` ≤ BUF_SIZE is checked.
-        unsafe { std::slice::from_raw_parts(self.mem.add(usize::from(bid) * BUF_SIZE), len.min(BUF_SIZE)) }
+        unsafe {
+            std::slice::from_raw_parts(self.mem.add(usize::from(bid) * BUF_SIZE), len.min(BUF_SIZE))
+        }
     }
 }
 
@@ -382,8 +385,12 @@ impl Driver {
         let bufs = BufRing::new()?;
         // SAFETY: the entries stay allocated until after the ring is unregistered (Drop).
         unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(bufs.entries as u64, BUF_COUNT, BGID, 0)?;
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.entries as u64,
+                BUF_COUNT,
+                BGID,
+                0,
+            )?;
         }
         // SAFETY: eventfd(2) returns a new descriptor or -1.
         let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
@@ -446,7 +453,10 @@ impl Driver {
                 )
             };
             if let Err(e) = r {
-                if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) {
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) {
                     warn!(error = %e, "io_uring_enter failed");
                 }
             }
@@ -509,7 +519,8 @@ impl Driver {
         };
         if let Some(bid) = bid {
             if !slot.closed && data_len > 0 {
-                slot.pending.extend_from_slice(self.bufs.data(bid, data_len));
+                slot.pending
+                    .extend_from_slice(self.bufs.data(bid, data_len));
             }
             self.bufs.give_back(bid);
         }
