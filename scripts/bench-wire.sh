@@ -23,6 +23,7 @@
 # Environment: ROUNDS (5), N1 (requests per -P 1 test, 500000), N16 (per -P 16 test, 2000000),
 # CLIENTS (50), KEYSPACE (100000), SIZE (32), EXTRA_ARGS (extra shardcache options),
 # RPORT/SPORT/SPORT2 (ports), RAW (a file to which every measurement line is appended).
+# EXTRA_ARGS='--io-backend io_uring' runs the other modes' shardcache servers on io_uring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT=${1:-all}

@@ -50,6 +50,9 @@ const BUF_SIZE: usize = 16 * 1024;
 const BGID: u16 = 0;
 /// Received bytes a connection may hold unconsumed before its receive is paused.
 pub const RECV_PAUSE: usize = 128 * 1024;
+/// Sockets registered with the ring as fixed files (the first this many slots): their
+/// operations skip the kernel's per-operation file lookup and reference count.
+const FIXED_FILES: u32 = 4096;
 /// The largest single `send` (a longer buffer is sent in several).
 const MAX_SEND: usize = 1 << 30;
 
@@ -194,6 +197,8 @@ struct Slot {
     /// The socket; `None` for a free slot.
     socket: Option<StdTcpStream>,
     fd: RawFd,
+    /// The socket is the ring's fixed file at the slot's index.
+    fixed: bool,
     /// Received and not yet read by the connection.
     pending: BytesMut,
     /// The multishot receive is in flight.
@@ -222,6 +227,7 @@ impl Slot {
             gen: 0,
             socket: None,
             fd: -1,
+            fixed: false,
             pending: BytesMut::new(),
             recv_armed: false,
             recv_cancelling: false,
@@ -352,6 +358,8 @@ pub struct Driver {
     kicked: bool,
     /// The parked driver task.
     idle: Option<Waker>,
+    /// A sparse fixed-file table of [`FIXED_FILES`] entries is registered.
+    fixed_files: bool,
 }
 
 impl Driver {
@@ -400,6 +408,7 @@ impl Driver {
         // SAFETY: a fresh descriptor we own.
         let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
         ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        let fixed_files = ring.submitter().register_files_sparse(FIXED_FILES).is_ok();
         Ok(Driver {
             ring,
             bufs,
@@ -410,6 +419,7 @@ impl Driver {
             eventfd,
             kicked: false,
             idle: None,
+            fixed_files,
         })
     }
 
@@ -619,9 +629,12 @@ impl Driver {
             return;
         }
         slot.recv_armed = true;
-        let entry = opcode::RecvMulti::new(types::Fd(slot.fd), BGID)
-            .build()
-            .user_data(user_data(index, slot.gen, OP_RECV));
+        let entry = if slot.fixed {
+            opcode::RecvMulti::new(types::Fixed(index), BGID).build()
+        } else {
+            opcode::RecvMulti::new(types::Fd(slot.fd), BGID).build()
+        }
+        .user_data(user_data(index, slot.gen, OP_RECV));
         self.push(&entry);
     }
 
@@ -634,8 +647,17 @@ impl Driver {
                 (self.slots.len() - 1) as u32
             }
         };
+        let fd = socket.as_raw_fd();
+        let fixed = self.fixed_files
+            && index < FIXED_FILES
+            && self
+                .ring
+                .submitter()
+                .register_files_update(index, &[fd])
+                .is_ok();
         let slot = &mut self.slots[index as usize];
-        slot.fd = socket.as_raw_fd();
+        slot.fd = fd;
+        slot.fixed = fixed;
         slot.socket = Some(socket);
         let gen = slot.gen;
         self.arm(index);
@@ -678,8 +700,13 @@ impl Driver {
             return;
         }
         let gen = slot.gen.wrapping_add(1);
+        let fixed = slot.fixed;
         *slot = Slot::empty();
         slot.gen = gen;
+        if fixed {
+            // The table's reference would keep the socket open after ours is closed.
+            let _ = self.ring.submitter().register_files_update(index, &[-1]);
+        }
         self.free.push(index);
     }
 
@@ -771,10 +798,16 @@ fn send_entry(slot: &Slot, index: u32) -> squeue::Entry {
         }
         None => (std::ptr::null(), 0),
     };
-    opcode::Send::new(types::Fd(slot.fd), ptr, len as u32)
-        .flags(libc::MSG_NOSIGNAL)
-        .build()
-        .user_data(user_data(index, slot.gen, OP_SEND))
+    let entry = if slot.fixed {
+        opcode::Send::new(types::Fixed(index), ptr, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    } else {
+        opcode::Send::new(types::Fd(slot.fd), ptr, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    };
+    entry.user_data(user_data(index, slot.gen, OP_SEND))
 }
 
 impl Drop for Driver {
@@ -782,6 +815,14 @@ impl Drop for Driver {
         // Stop the kernel from filling provided buffers before they are freed.
         if let Err(e) = self.ring.submitter().unregister_buf_ring(BGID) {
             debug!(error = %e, "io_uring: unregistering the buffer ring failed");
+        }
+        // A send still in flight when the worker stops (its client past the shutdown
+        // deadline) keeps its buffer: the ring's teardown may finish after this returns. The
+        // worker is stopping with the process, so this is bounded by one buffer per client.
+        for slot in &mut self.slots {
+            if let Some(buf) = slot.send.take() {
+                std::mem::forget(buf);
+            }
         }
     }
 }
