@@ -208,14 +208,16 @@ struct Slot {
     /// The peer closed or the socket failed (`error`).
     eof: bool,
     error: Option<i32>,
-    /// The task waiting for input.
+    /// The task that last waited for input. Kept after a wake-up (the same task waits
+    /// again, so the next wait costs no waker clone); a stale one costs at most a spurious
+    /// poll.
     reader: Option<Waker>,
     /// The buffer being sent and how much of it has gone.
     send: Option<BytesMut>,
     send_off: usize,
     /// A finished send's buffer and result, for the waiting writer.
     sent: Option<(BytesMut, io::Result<()>)>,
-    /// The task waiting for its send.
+    /// The task that last waited for a send (kept, as `reader`).
     writer: Option<Waker>,
     /// The connection dropped its handle: free once nothing is in flight.
     closed: bool,
@@ -553,8 +555,8 @@ impl Driver {
             }
         }
         if wake {
-            if let Some(w) = slot.reader.take() {
-                w.wake();
+            if let Some(w) = &slot.reader {
+                w.wake_by_ref();
             }
         }
         let pause = slot.pending.len() >= RECV_PAUSE;
@@ -609,8 +611,8 @@ impl Driver {
             return;
         }
         slot.sent = Some((buf, result));
-        if let Some(w) = slot.writer.take() {
-            w.wake();
+        if let Some(w) = &slot.writer {
+            w.wake_by_ref();
         }
     }
 
