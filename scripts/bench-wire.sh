@@ -10,9 +10,11 @@
 # so drift in outside load hits both alike; each figure is the median over the rounds, with
 # its min–max range.
 #
-#   scripts/bench-wire.sh [redis|lock-stats|scaling|all]     (default: all)
+#   scripts/bench-wire.sh [redis|uring|lock-stats|scaling|all]     (default: all)
 #
 #   redis       shardcache (1 worker thread) against redis-server 7: SET, GET, -P 1 and -P 16
+#   uring       redis-server, shardcache on epoll and shardcache --io-backend io_uring, all
+#               pinned to CPU 0, in the same rounds (the order rotates: A B C, B C A, C A B…)
 #   lock-stats  shardcache --lock-stats true against --lock-stats false (the cost of lock
 #               instrumentation and command timing), both pinned to CPU 0
 #   scaling     shardcache --threads 2 with no CPU restriction against --threads 1 pinned to
@@ -21,6 +23,7 @@
 # Environment: ROUNDS (5), N1 (requests per -P 1 test, 500000), N16 (per -P 16 test, 2000000),
 # CLIENTS (50), KEYSPACE (100000), SIZE (32), EXTRA_ARGS (extra shardcache options),
 # RPORT/SPORT/SPORT2 (ports), RAW (a file to which every measurement line is appended).
+# EXTRA_ARGS='--io-backend io_uring' runs the other modes' shardcache servers on io_uring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT=${1:-all}
@@ -34,8 +37,8 @@ EXTRA_ARGS=${EXTRA_ARGS:-}
 RPORT=${RPORT:-16379}
 SPORT=${SPORT:-16380}
 SPORT2=${SPORT2:-16381}
-case "$WHAT" in redis | lock-stats | scaling | all) ;; *)
-  echo "usage: $0 [redis|lock-stats|scaling|all]" >&2
+case "$WHAT" in redis | uring | lock-stats | scaling | all) ;; *)
+  echo "usage: $0 [redis|uring|lock-stats|scaling|all]" >&2
   exit 2
   ;;
 esac
@@ -124,6 +127,24 @@ rounds() {
   done
 }
 
+# rounds_rotating BENCH_CPUS "A B C…" [redis-benchmark options]: like `rounds` for any number of
+# servers; round r starts with the (r-1 mod n)-th server, so each leads equally often.
+rounds_rotating() {
+  local bcpus=$1
+  local servers
+  read -r -a servers <<<"$2"
+  shift 2
+  local n=${#servers[@]}
+  for r in $(seq 1 "$ROUNDS"); do
+    for i in $(seq 0 $((n - 1))); do
+      local s=${servers[$(((r - 1 + i) % n))]}
+      for p in 1 16; do
+        for t in set get; do measure "$r" "$s" "$t" "$p" "$bcpus" "$@"; done
+      done
+    done
+  done
+}
+
 # summary A B FIELD LABEL: per test, medians and ranges of FIELD for A and B, B÷A of the
 # medians, the geometric mean of the ratios, and both servers' median p99.
 summary() {
@@ -176,6 +197,26 @@ if [ "$WHAT" = redis ] || [ "$WHAT" = all ]; then
   summary redis shardcache rps "requests per second (wire throughput)"
   echo
   kill "${PID[redis]}" "${PID[shardcache]}"
+fi
+
+if [ "$WHAT" = uring ] || [ "$WHAT" = all ]; then
+  start_redis redis "$RPORT" 0
+  start_sc epoll "$SPORT" 0 --io-backend epoll
+  start_sc io_uring "$SPORT2" 0 --io-backend io_uring
+  if grep -q 'falling back' "$WORK/io_uring.log"; then echo "io_uring unavailable:"; cat "$WORK/io_uring.log"; exit 1; fi
+  echo "== uring: servers pinned to CPU 0, redis-benchmark to CPU 1; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  rounds_rotating 1 "redis epoll io_uring"
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  summary redis epoll req_per_cpu_s "requests per server CPU-second: epoll / redis"
+  echo
+  summary redis io_uring req_per_cpu_s "requests per server CPU-second: io_uring / redis"
+  echo
+  summary epoll io_uring req_per_cpu_s "requests per server CPU-second: io_uring / epoll"
+  echo
+  summary redis io_uring rps "requests per second (wire throughput): io_uring / redis"
+  echo
+  kill "${PID[redis]}" "${PID[epoll]}" "${PID[io_uring]}"
 fi
 
 if [ "$WHAT" = lock-stats ] || [ "$WHAT" = all ]; then

@@ -74,6 +74,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// How worker threads do socket I/O.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum IoBackend {
+    /// Readiness (epoll through tokio): one `recv` and one `send` system call per batch.
+    #[default]
+    Epoll,
+    /// Linux io_uring: multishot receives into provided buffers and batched sends, one
+    /// `io_uring_enter` per event-loop turn for all of a worker's connections. Falls back to
+    /// epoll (with a warning) where io_uring cannot be set up, e.g. blocked by seccomp.
+    #[value(name = "io_uring", alias = "uring", alias = "io-uring")]
+    IoUring,
+}
+
 /// A byte size written the way Redis accepts it in its configuration: a plain number of bytes,
 /// or a number with a unit `k`/`m`/`g` (powers of 1000) or `kb`/`mb`/`gb` (powers of 1024),
 /// case-insensitive (`64mb`, `1GB`, `500k`).
@@ -213,6 +226,28 @@ pub struct Config {
     /// it. Default: the CPUs available to the process (affinity mask and cgroup CPU quota).
     #[arg(long, env = "SHARDCACHE_THREADS", default_value_t = default_threads())]
     pub threads: usize,
+
+    /// Socket I/O of the worker threads: `epoll` (readiness, the default) or `io_uring`
+    /// (completion: multishot receives, batched sends, one system call per event-loop turn).
+    /// Where io_uring cannot be set up (an old kernel, a container's seccomp profile) the
+    /// server logs a warning and uses epoll.
+    #[arg(
+        long = "io-backend",
+        env = "SHARDCACHE_IO_BACKEND",
+        value_enum,
+        default_value_t = IoBackend::Epoll
+    )]
+    pub io_backend: IoBackend,
+
+    /// Tests only: make io_uring setup fail, to exercise the fall-back to epoll.
+    #[arg(
+        long = "io-uring-fail-setup",
+        env = "SHARDCACHE_IO_URING_FAIL_SETUP",
+        default_value_t = false,
+        hide = true,
+        action = clap::ArgAction::Set
+    )]
+    pub io_uring_fail_setup: bool,
 
     /// Number of logical databases (SELECT 0..N-1), as Redis's `databases`.
     #[arg(long, env = "SHARDCACHE_DATABASES", default_value_t = 16)]

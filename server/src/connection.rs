@@ -35,13 +35,12 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use shardcache_protocol::{ProtocolError, Request, RequestDecoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{debug, warn};
 
 use crate::client::ClientState;
 use crate::command::{self, Dispatched, Flow};
+use crate::io::Stream;
 use crate::latency;
 use crate::state::Shared;
 use crate::stats::WorkerStats;
@@ -67,7 +66,8 @@ enum ReadOutcome {
 
 /// A connection task's resources.
 pub struct Connection {
-    stream: TcpStream,
+    /// The socket, on the worker's I/O backend (epoll or io_uring).
+    stream: Stream,
     shared: Arc<Shared>,
     state: ClientState,
     /// The worker thread serving this connection: whose statistics it writes.
@@ -109,12 +109,7 @@ impl Run {
 
 impl Connection {
     /// Wraps an accepted socket, served by worker thread `worker`.
-    pub fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
-        shared: Arc<Shared>,
-        worker: usize,
-    ) -> Connection {
+    pub fn new(stream: Stream, peer: SocketAddr, shared: Arc<Shared>, worker: usize) -> Connection {
         let id = shared.new_client_id();
         let state = ClientState::new(id, peer, &shared.auth);
         Connection {
@@ -425,7 +420,7 @@ impl Connection {
     async fn flush(&mut self, stats: &WorkerStats, output: &mut BytesMut) -> std::io::Result<()> {
         let n = output.len();
         let idle = self.idle_timeout();
-        let write = self.stream.write_all(output);
+        let write = self.stream.write_buf(output);
         let r = match idle {
             Some(t) => tokio::time::timeout(t, write)
                 .await

@@ -25,6 +25,7 @@ pub mod command;
 pub mod connection;
 pub mod health;
 pub mod info;
+pub mod io;
 pub mod latency;
 pub mod latency_monitor;
 pub mod locklog;

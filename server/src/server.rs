@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use shardcache_config::IoBackend;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -29,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::connection::Connection;
+use crate::io::Stream;
 use crate::state::Shared;
 use crate::Config;
 
@@ -125,12 +127,17 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let reclaimer = shardcache_storage::Reclaimer::spawn(&shared.store, EXPIRE_INTERVAL);
-    let workers = Workers::start(shared.threads)?;
+    let workers = Workers::start(
+        shared.threads,
+        shared.config.io_backend,
+        shared.config.io_uring_fail_setup,
+    )?;
 
     info!(
         addr = %listener.local_addr()?,
         shards = shared.store.shard_count(),
         threads = workers.list.len(),
+        io = workers.io_summary(),
         pinned = %workers.pinned_summary(),
         version = env!("CARGO_PKG_VERSION"),
         "shardcache ready to accept connections"
@@ -180,6 +187,8 @@ struct Worker {
     handle: tokio::runtime::Handle,
     load: Arc<Load>,
     cpu: Option<usize>,
+    /// Its connections' sockets are served by its io_uring driver (else by epoll).
+    uring: bool,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -191,10 +200,13 @@ struct Workers {
 
 impl Workers {
     /// Starts `n` workers. Worker `i` is pinned to the `i`-th CPU of the process's affinity
-    /// mask (wrapping when there are more workers than CPUs).
-    fn start(n: usize) -> anyhow::Result<Workers> {
+    /// mask (wrapping when there are more workers than CPUs). With `io` io_uring, each sets up
+    /// its ring on its own thread; where that fails (`fail_uring` simulates it) the worker
+    /// serves its clients on epoll, with one warning.
+    fn start(n: usize, io: IoBackend, fail_uring: bool) -> anyhow::Result<Workers> {
         let cpus = affinity::allowed_cpus();
         let mut list = Vec::with_capacity(n);
+        let mut warned = false;
         for i in 0..n.max(1) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -204,6 +216,7 @@ impl Workers {
             let handle = rt.handle().clone();
             let (stop, stopped) = oneshot::channel::<()>();
             let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+            let (ready, io_ready) = std::sync::mpsc::channel::<Result<bool, String>>();
             let thread = std::thread::Builder::new()
                 .name(format!("shardcache-w{i}"))
                 .spawn(move || {
@@ -212,16 +225,34 @@ impl Workers {
                             warn!(worker = i, cpu, "could not pin the worker thread");
                         }
                     }
+                    let uring = match io {
+                        IoBackend::Epoll => Ok(false),
+                        IoBackend::IoUring => io_uring_install(&rt, fail_uring),
+                    };
+                    let _ = ready.send(uring);
                     let _ = rt.block_on(stopped);
                     // Connections still open past the shutdown deadline are dropped (closed)
                     // here; a long command still running on the blocking pool is not waited for.
                     rt.shutdown_background();
+                    io_uring_uninstall();
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start worker thread {i}: {e}"))?;
+            let uring = match io_ready.recv() {
+                Ok(Ok(uring)) => uring,
+                Ok(Err(e)) => {
+                    if !warned {
+                        warn!(worker = i, error = %e, "io_uring is unavailable; falling back to epoll");
+                        warned = true;
+                    }
+                    false
+                }
+                Err(_) => false,
+            };
             list.push(Worker {
                 handle,
                 load: Arc::default(),
                 cpu,
+                uring,
                 stop: Some(stop),
                 thread: Some(thread),
             });
@@ -253,6 +284,18 @@ impl Workers {
         cpus.join(",")
     }
 
+    /// For the start-up log: the I/O backend the workers use.
+    fn io_summary(&self) -> &'static str {
+        let uring = self.list.iter().filter(|w| w.uring).count();
+        if uring == self.list.len() {
+            "io_uring"
+        } else if uring == 0 {
+            "epoll"
+        } else {
+            "io_uring+epoll"
+        }
+    }
+
     /// Stops every worker (dropping what it still runs) and waits for its thread.
     fn stop(mut self) {
         for w in &mut self.list {
@@ -267,6 +310,28 @@ impl Workers {
         }
     }
 }
+
+/// Sets up the calling worker thread's io_uring driver: `Ok(true)` when it runs, `Err` with
+/// the reason when it cannot.
+#[cfg(target_os = "linux")]
+fn io_uring_install(rt: &tokio::runtime::Runtime, fail: bool) -> Result<bool, String> {
+    crate::io::uring::install(rt, fail)
+        .map(|()| true)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn io_uring_install(_rt: &tokio::runtime::Runtime, _fail: bool) -> Result<bool, String> {
+    Err("io_uring exists on Linux only".to_string())
+}
+
+#[cfg(target_os = "linux")]
+fn io_uring_uninstall() {
+    crate::io::uring::uninstall();
+}
+
+#[cfg(not(target_os = "linux"))]
+fn io_uring_uninstall() {}
 
 /// CPU affinity (Linux); elsewhere workers are not pinned.
 mod affinity {
@@ -368,9 +433,10 @@ async fn accept_loop(
             shared: Arc::clone(shared),
             load: Arc::clone(&worker.load),
         };
+        let uring = worker.uring;
         worker.handle.spawn(tracker.track_future(async move {
             let guard = guard;
-            match TcpStream::from_std(socket) {
+            match Stream::open(socket, uring) {
                 Ok(stream) => {
                     Connection::new(stream, peer, Arc::clone(&guard.shared), index)
                         .run()

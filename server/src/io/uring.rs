@@ -1,0 +1,921 @@
+//! The io_uring backend (`--io-backend io_uring`): one ring per worker thread.
+//!
+//! Each worker thread owns a [`Driver`] (thread-local: only that thread submits, which lets the
+//! ring run with `SINGLE_ISSUER | DEFER_TASKRUN`, so the kernel finishes completions only when
+//! the worker asks, in one batch). The worker's tokio runtime stays: connections are still
+//! tokio tasks, timers, `CLIENT PAUSE`, the blocking pool and `MONITOR` channels work as on
+//! epoll. Only the socket reads and writes go through the ring:
+//!
+//! - receive: one multishot `recv` per connection, armed once, filling buffers from the
+//!   worker's provided-buffer ring. The driver copies each completion into the connection's
+//!   pending input (at most [`RECV_PAUSE`] bytes; past it the receive is cancelled and re-armed
+//!   once the connection has consumed what it holds, so a client that does not read its
+//!   replies is throttled by TCP as on epoll) and gives the buffer back at once.
+//! - send: a connection's flush queues one `send` of its whole output buffer (owned by the
+//!   driver until it completes) and waits for its completion, as `write_all` does.
+//! - the driver task: every turn submits all queued entries and reaps all completions with one
+//!   `io_uring_enter`, waking the connections they concern, then yields so they run before its
+//!   next turn. With nothing to do it parks on an eventfd registered with the ring, watched by
+//!   the worker's tokio reactor (with the runtime's other sources).
+//!
+//! Ownership: the driver owns each socket (closed only when no operation on it is in flight),
+//! each send buffer while the kernel reads it and the provided buffers; a [`UringStream`] is a
+//! handle (slot index and generation) that the connection task holds. Dropping it cancels what
+//! is in flight; completions for a freed slot are recognized by the generation and ignored.
+
+use std::alloc::Layout;
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use bytes::BytesMut;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tracing::{debug, warn};
+
+/// Submission queue entries.
+const SQ_ENTRIES: u32 = 1024;
+/// Completion queue entries: every connection has a multishot receive armed, and a turn may
+/// complete several sends too.
+const CQ_ENTRIES: u32 = 4096;
+/// Provided receive buffers per worker (a power of two) and their size: 2 MiB a worker.
+const BUF_COUNT: u16 = 128;
+const BUF_SIZE: usize = 16 * 1024;
+/// The provided-buffer group id.
+const BGID: u16 = 0;
+/// Received bytes a connection may hold unconsumed before its receive is paused.
+pub const RECV_PAUSE: usize = 128 * 1024;
+/// Sockets registered with the ring as fixed files (the first this many slots): their
+/// operations skip the kernel's per-operation file lookup and reference count.
+const FIXED_FILES: u32 = 4096;
+/// The largest single `send` (a longer buffer is sent in several).
+const MAX_SEND: usize = 1 << 30;
+
+/// `IORING_ENTER_GETEVENTS`: the enter also reaps (and runs the deferred completion work).
+const ENTER_GETEVENTS: u32 = 1;
+
+/// Operation kinds, in the low byte of an entry's user data.
+const OP_RECV: u64 = 1;
+const OP_SEND: u64 = 2;
+const OP_CANCEL: u64 = 3;
+
+/// User data: generation (24 bits) | slot index (32 bits) | operation (8 bits).
+fn user_data(index: u32, gen: u32, op: u64) -> u64 {
+    (u64::from(gen & 0xff_ffff) << 40) | (u64::from(index) << 8) | op
+}
+
+fn split_user_data(ud: u64) -> (u32, u32, u64) {
+    ((ud >> 8) as u32, (ud >> 40) as u32, ud & 0xff)
+}
+
+thread_local! {
+    /// This worker thread's driver, when it runs on io_uring.
+    static DRIVER: RefCell<Option<Driver>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's driver; `None` when the thread has none (or it is being torn
+/// down).
+fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
+    DRIVER
+        .try_with(|d| d.try_borrow_mut().ok().and_then(|mut d| d.as_mut().map(f)))
+        .ok()
+        .flatten()
+}
+
+/// Sets up this thread's io_uring driver and spawns its task on `rt` (the worker's runtime,
+/// which must run on this thread). Called on the worker thread before it serves anything.
+///
+/// # Errors
+/// When io_uring is unavailable (an old kernel, `ENOSYS`/`EPERM` from a seccomp profile, a
+/// missing feature) or `fail` is set (tests); the worker then serves its clients on epoll.
+pub fn install(rt: &tokio::runtime::Runtime, fail: bool) -> io::Result<()> {
+    if fail {
+        return Err(io::Error::other(
+            "simulated failure (--io-uring-fail-setup)",
+        ));
+    }
+    let driver = Driver::new()?;
+    let eventfd = driver.eventfd.try_clone()?;
+    let afd = {
+        let _guard = rt.enter();
+        // SAFETY: the eventfd is owned by the `EventFd` the `AsyncFd` owns; it stays open and
+        // the same descriptor until the `AsyncFd` is dropped.
+        unsafe { AsyncFd::register_with_interest(EventFd(eventfd), Interest::READABLE) }
+            .map_err(|e| io::Error::other(e.to_string()))?
+    };
+    DRIVER.with(|d| *d.borrow_mut() = Some(driver));
+    rt.spawn(drive(afd));
+    Ok(())
+}
+
+/// Tears down this thread's driver (after the runtime and its connections are gone).
+pub fn uninstall() {
+    let driver = DRIVER.try_with(|d| d.borrow_mut().take()).ok().flatten();
+    drop(driver);
+}
+
+/// The eventfd the ring signals when completions wait to be reaped.
+struct EventFd(OwnedFd);
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Resolves after being polled twice: lets every task woken so far run before the caller goes
+/// on (the runtime queues a task that wakes itself behind those already queued, with no
+/// system call).
+async fn yield_once() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+/// The driver task: one `io_uring_enter` per turn, until the worker stops.
+async fn drive(afd: AsyncFd<EventFd>) {
+    let mut force = true;
+    loop {
+        let Some(reaped) = with_driver(|d| d.turn(force)) else {
+            return;
+        };
+        if reaped > 0 {
+            force = false;
+            yield_once().await;
+            continue;
+        }
+        // Nothing completed: park until the ring signals its eventfd or a connection queues
+        // an entry.
+        poll_fn(|cx| {
+            let kicked = with_driver(|d| {
+                if d.kicked {
+                    true
+                } else {
+                    d.idle = Some(cx.waker().clone());
+                    false
+                }
+            })
+            .unwrap_or(true);
+            if kicked {
+                return Poll::Ready(());
+            }
+            match afd.poll_read_ready(cx) {
+                Poll::Ready(Ok(mut ready)) => {
+                    ready.clear_ready();
+                    Poll::Ready(())
+                }
+                Poll::Ready(Err(e)) => {
+                    warn!(error = %e, "io_uring driver: eventfd failed");
+                    Poll::Ready(())
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        with_driver(|d| d.idle = None);
+        force = true;
+    }
+}
+
+/// One connection's state in the driver.
+struct Slot {
+    /// Bumped when the slot is freed, so late completions for its previous socket are ignored.
+    gen: u32,
+    /// The socket; `None` for a free slot.
+    socket: Option<StdTcpStream>,
+    fd: RawFd,
+    /// The socket is the ring's fixed file at the slot's index.
+    fixed: bool,
+    /// Received and not yet read by the connection.
+    pending: BytesMut,
+    /// The multishot receive is in flight.
+    recv_armed: bool,
+    /// A cancel of the receive has been queued (pause or close).
+    recv_cancelling: bool,
+    /// The peer closed or the socket failed (`error`).
+    eof: bool,
+    error: Option<i32>,
+    /// The task that last waited for input. Kept after a wake-up (the same task waits
+    /// again, so the next wait costs no waker clone); a stale one costs at most a spurious
+    /// poll.
+    reader: Option<Waker>,
+    /// The buffer being sent and how much of it has gone.
+    send: Option<BytesMut>,
+    send_off: usize,
+    /// A finished send's buffer and result, for the waiting writer.
+    sent: Option<(BytesMut, io::Result<()>)>,
+    /// The task that last waited for a send (kept, as `reader`).
+    writer: Option<Waker>,
+    /// The connection dropped its handle: free once nothing is in flight.
+    closed: bool,
+}
+
+impl Slot {
+    fn empty() -> Slot {
+        Slot {
+            gen: 0,
+            socket: None,
+            fd: -1,
+            fixed: false,
+            pending: BytesMut::new(),
+            recv_armed: false,
+            recv_cancelling: false,
+            eof: false,
+            error: None,
+            reader: None,
+            send: None,
+            send_off: 0,
+            sent: None,
+            writer: None,
+            closed: false,
+        }
+    }
+}
+
+/// The provided-buffer ring: `BUF_COUNT` buffers the kernel receives into.
+struct BufRing {
+    /// The ring of `io_uring_buf` entries (page-aligned, shared with the kernel).
+    entries: *mut types::BufRingEntry,
+    entries_layout: Layout,
+    /// The buffers, `BUF_COUNT` × `BUF_SIZE` bytes.
+    mem: *mut u8,
+    mem_layout: Layout,
+    /// The tail as we advance it; published to the kernel by [`BufRing::publish`].
+    tail: u16,
+}
+
+impl BufRing {
+    fn new() -> io::Result<BufRing> {
+        let entries_layout = Layout::from_size_align(
+            usize::from(BUF_COUNT) * std::mem::size_of::<types::BufRingEntry>(),
+            4096,
+        )
+        .map_err(io::Error::other)?;
+        let mem_layout = Layout::from_size_align(usize::from(BUF_COUNT) * BUF_SIZE, 4096)
+            .map_err(io::Error::other)?;
+        // SAFETY: both layouts have a non-zero size.
+        let entries =
+            unsafe { std::alloc::alloc_zeroed(entries_layout) }.cast::<types::BufRingEntry>();
+        if entries.is_null() {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        // SAFETY: as above.
+        let mem = unsafe { std::alloc::alloc(mem_layout) };
+        if mem.is_null() {
+            // SAFETY: allocated above with this layout.
+            unsafe { std::alloc::dealloc(entries.cast(), entries_layout) };
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        let mut ring = BufRing {
+            entries,
+            entries_layout,
+            mem,
+            mem_layout,
+            tail: 0,
+        };
+        for bid in 0..BUF_COUNT {
+            ring.give_back(bid);
+        }
+        ring.publish();
+        Ok(ring)
+    }
+
+    /// Queues buffer `bid` for the kernel again (visible after [`BufRing::publish`]).
+    fn give_back(&mut self, bid: u16) {
+        if bid >= BUF_COUNT {
+            return;
+        }
+        let at = usize::from(self.tail & (BUF_COUNT - 1));
+        // SAFETY: `at` < BUF_COUNT entries; the kernel reads only entries before the published
+        // tail, and this one is past it. Writing addr/len/bid leaves entry 0's `resv` (the
+        // shared tail) alone.
+        unsafe {
+            let e = &mut *self.entries.add(at);
+            e.set_addr(self.mem.add(usize::from(bid) * BUF_SIZE) as u64);
+            e.set_len(BUF_SIZE as u32);
+            e.set_bid(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Publishes the tail: the buffers given back become the kernel's.
+    fn publish(&self) {
+        // SAFETY: the tail field lies in the first entry, which lives as long as `self`; the
+        // kernel reads it concurrently, hence the atomic release store.
+        unsafe {
+            let tail = types::BufRingEntry::tail(self.entries).cast_mut();
+            AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
+        }
+    }
+
+    /// The first `len` bytes of buffer `bid`, which the kernel has filled and handed to us.
+    fn data(&self, bid: u16, len: usize) -> &[u8] {
+        if bid >= BUF_COUNT {
+            return &[];
+        }
+        // SAFETY: buffer `bid` is ours until given back; `len` ≤ BUF_SIZE is checked.
+        unsafe {
+            std::slice::from_raw_parts(self.mem.add(usize::from(bid) * BUF_SIZE), len.min(BUF_SIZE))
+        }
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with these layouts; the ring is unregistered first (see
+        // `Driver::drop`), so the kernel no longer writes to them.
+        unsafe {
+            std::alloc::dealloc(self.entries.cast(), self.entries_layout);
+            std::alloc::dealloc(self.mem, self.mem_layout);
+        }
+    }
+}
+
+/// A worker thread's ring and the state of its connections.
+pub struct Driver {
+    ring: IoUring,
+    bufs: BufRing,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Slots whose multishot receive ended and must be re-armed after this reap.
+    rearm: Vec<u32>,
+    /// Completions copied out of the queue, to handle with `&mut self`.
+    cqes: Vec<(u64, i32, u32)>,
+    /// The ring signals this when completions wait (watched by the driver task).
+    eventfd: OwnedFd,
+    /// A connection queued an entry since the last turn.
+    kicked: bool,
+    /// The parked driver task.
+    idle: Option<Waker>,
+    /// A sparse fixed-file table of [`FIXED_FILES`] entries is registered.
+    fixed_files: bool,
+}
+
+impl Driver {
+    fn new() -> io::Result<Driver> {
+        // SINGLE_ISSUER + DEFER_TASKRUN (6.1+): completions are finished in our own enter,
+        // in one batch, never by interrupting the worker. Older kernels: plain ring.
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(CQ_ENTRIES)
+                    .build(SQ_ENTRIES)
+            })?;
+        let mut probe = io_uring::Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        for (code, name) in [
+            (opcode::RecvMulti::CODE, "recv"),
+            (opcode::Send::CODE, "send"),
+            (opcode::AsyncCancel::CODE, "async cancel"),
+        ] {
+            if !probe.is_supported(code) {
+                return Err(io::Error::other(format!(
+                    "the kernel's io_uring lacks {name}"
+                )));
+            }
+        }
+        let bufs = BufRing::new()?;
+        // SAFETY: the entries stay allocated until after the ring is unregistered (Drop).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.entries as u64,
+                BUF_COUNT,
+                BGID,
+                0,
+            )?;
+        }
+        // SAFETY: eventfd(2) returns a new descriptor or -1.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        let fixed_files = ring.submitter().register_files_sparse(FIXED_FILES).is_ok();
+        Ok(Driver {
+            ring,
+            bufs,
+            slots: Vec::new(),
+            free: Vec::new(),
+            rearm: Vec::new(),
+            cqes: Vec::with_capacity(256),
+            eventfd,
+            kicked: false,
+            idle: None,
+            fixed_files,
+        })
+    }
+
+    /// Queues `entry`, submitting first when the queue is full.
+    fn push(&mut self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: every buffer an entry points to is owned by the driver (a slot's send
+            // buffer, the provided buffers) until its completion is reaped.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                break;
+            }
+            if let Err(e) = self.ring.submit() {
+                if e.raw_os_error() != Some(libc::EINTR) && e.raw_os_error() != Some(libc::EBUSY) {
+                    warn!(error = %e, "io_uring submit failed");
+                    return;
+                }
+            }
+        }
+        self.kicked = true;
+        if let Some(w) = self.idle.take() {
+            w.wake();
+        }
+    }
+
+    /// One turn: submit what is queued and reap every completion (one `io_uring_enter`
+    /// when there is anything to submit or finish). Returns the completions handled.
+    fn turn(&mut self, force: bool) -> usize {
+        self.kicked = false;
+        let (to_submit, taskrun, overflow) = {
+            let sq = self.ring.submission();
+            (sq.len(), sq.taskrun(), sq.cq_overflow())
+        };
+        if force || to_submit > 0 || taskrun || overflow {
+            // SAFETY: no argument is passed.
+            let r = unsafe {
+                self.ring.submitter().enter::<libc::sigset_t>(
+                    to_submit as u32,
+                    0,
+                    ENTER_GETEVENTS,
+                    None,
+                )
+            };
+            if let Err(e) = r {
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) {
+                    warn!(error = %e, "io_uring_enter failed");
+                }
+            }
+        }
+        let mut handled = 0;
+        loop {
+            self.cqes.clear();
+            self.cqes.extend(
+                self.ring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            if self.cqes.is_empty() {
+                break;
+            }
+            handled += self.cqes.len();
+            let cqes = std::mem::take(&mut self.cqes);
+            for &(ud, res, flags) in &cqes {
+                let (index, gen, op) = split_user_data(ud);
+                match op {
+                    OP_RECV => self.on_recv(index, gen, res, flags),
+                    OP_SEND => self.on_send(index, gen, res),
+                    _ => {}
+                }
+            }
+            self.cqes = cqes;
+        }
+        if handled > 0 {
+            self.bufs.publish();
+            let rearm = std::mem::take(&mut self.rearm);
+            for &index in &rearm {
+                self.arm(index);
+            }
+            self.rearm = rearm;
+            self.rearm.clear();
+        }
+        handled
+    }
+
+    /// The live slot `index` of generation `gen`.
+    fn slot(&mut self, index: u32, gen: u32) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(index as usize)
+            .filter(|s| s.socket.is_some() && (s.gen & 0xff_ffff) == (gen & 0xff_ffff))
+    }
+
+    fn on_recv(&mut self, index: u32, gen: u32, res: i32, flags: u32) {
+        let more = cqueue::more(flags);
+        let bid = cqueue::buffer_select(flags);
+        let data_len = usize::try_from(res).unwrap_or(0);
+        let Some(slot) = self
+            .slots
+            .get_mut(index as usize)
+            .filter(|s| s.socket.is_some() && (s.gen & 0xff_ffff) == (gen & 0xff_ffff))
+        else {
+            if let Some(bid) = bid {
+                self.bufs.give_back(bid);
+            }
+            return;
+        };
+        if let Some(bid) = bid {
+            if !slot.closed && data_len > 0 {
+                slot.pending
+                    .extend_from_slice(self.bufs.data(bid, data_len));
+            }
+            self.bufs.give_back(bid);
+        }
+        if !more {
+            slot.recv_armed = false;
+            slot.recv_cancelling = false;
+        }
+        let mut wake = false;
+        match res {
+            n if n > 0 => wake = true,
+            0 => {
+                slot.eof = true;
+                wake = true;
+            }
+            e if -e == libc::ECANCELED || -e == libc::ENOBUFS => {}
+            e => {
+                slot.eof = true;
+                slot.error = Some(-e);
+                wake = true;
+            }
+        }
+        if wake {
+            if let Some(w) = &slot.reader {
+                w.wake_by_ref();
+            }
+        }
+        let pause = slot.pending.len() >= RECV_PAUSE;
+        if slot.closed {
+            self.try_free(index);
+        } else if pause && slot.recv_armed && !slot.recv_cancelling {
+            // The connection is not keeping up (busy writing to a slow reader, or a long
+            // command): stop receiving until it has consumed what it holds.
+            slot.recv_cancelling = true;
+            let cancel = opcode::AsyncCancel::new(user_data(index, slot.gen, OP_RECV))
+                .build()
+                .user_data(user_data(index, slot.gen, OP_CANCEL));
+            self.push(&cancel);
+        } else if !more && !slot.eof && !pause {
+            self.rearm.push(index);
+        }
+    }
+
+    fn on_send(&mut self, index: u32, gen: u32, res: i32) {
+        let Some(slot) = self.slot(index, gen) else {
+            return;
+        };
+        let Some(buf) = slot.send.as_ref() else {
+            return;
+        };
+        let result = match res {
+            n if n > 0 => {
+                slot.send_off += n as usize;
+                if slot.send_off < buf.len() {
+                    if !slot.closed {
+                        let entry = send_entry(slot, index);
+                        self.push(&entry);
+                        return;
+                    }
+                    Err(io::ErrorKind::BrokenPipe.into())
+                } else {
+                    Ok(())
+                }
+            }
+            0 => Err(io::ErrorKind::WriteZero.into()),
+            e if (-e == libc::EINTR || -e == libc::EAGAIN) && !slot.closed => {
+                let entry = send_entry(slot, index);
+                self.push(&entry);
+                return;
+            }
+            e => Err(io::Error::from_raw_os_error(-e)),
+        };
+        let buf = slot.send.take().unwrap_or_default();
+        slot.send_off = 0;
+        if slot.closed {
+            self.try_free(index);
+            return;
+        }
+        slot.sent = Some((buf, result));
+        if let Some(w) = &slot.writer {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Arms slot `index`'s multishot receive, unless it is armed, closed, at the end of its
+    /// stream or holding [`RECV_PAUSE`] bytes.
+    fn arm(&mut self, index: u32) {
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        if slot.socket.is_none()
+            || slot.closed
+            || slot.recv_armed
+            || slot.eof
+            || slot.pending.len() >= RECV_PAUSE
+        {
+            return;
+        }
+        slot.recv_armed = true;
+        let entry = if slot.fixed {
+            opcode::RecvMulti::new(types::Fixed(index), BGID).build()
+        } else {
+            opcode::RecvMulti::new(types::Fd(slot.fd), BGID).build()
+        }
+        .user_data(user_data(index, slot.gen, OP_RECV));
+        self.push(&entry);
+    }
+
+    /// Takes a socket in: a slot, its receive armed.
+    fn open(&mut self, socket: StdTcpStream) -> (u32, u32) {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::empty());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let fd = socket.as_raw_fd();
+        let fixed = self.fixed_files
+            && index < FIXED_FILES
+            && self
+                .ring
+                .submitter()
+                .register_files_update(index, &[fd])
+                .is_ok();
+        let slot = &mut self.slots[index as usize];
+        slot.fd = fd;
+        slot.fixed = fixed;
+        slot.socket = Some(socket);
+        let gen = slot.gen;
+        self.arm(index);
+        (index, gen)
+    }
+
+    /// The connection is gone: cancel what is in flight; free the slot once nothing is.
+    fn close(&mut self, index: u32, gen: u32) {
+        let Some(slot) = self.slot(index, gen) else {
+            return;
+        };
+        slot.closed = true;
+        slot.reader = None;
+        slot.writer = None;
+        slot.sent = None;
+        let mut cancels = Vec::new();
+        if slot.recv_armed && !slot.recv_cancelling {
+            slot.recv_cancelling = true;
+            cancels.push(user_data(index, slot.gen, OP_RECV));
+        }
+        if slot.send.is_some() {
+            cancels.push(user_data(index, slot.gen, OP_SEND));
+        }
+        let gen = slot.gen;
+        for target in cancels {
+            let cancel = opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(user_data(index, gen, OP_CANCEL));
+            self.push(&cancel);
+        }
+        self.try_free(index);
+    }
+
+    /// Frees a closed slot with nothing in flight: closes its socket.
+    fn try_free(&mut self, index: u32) {
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        if !slot.closed || slot.recv_armed || slot.send.is_some() || slot.socket.is_none() {
+            return;
+        }
+        let gen = slot.gen.wrapping_add(1);
+        let fixed = slot.fixed;
+        *slot = Slot::empty();
+        slot.gen = gen;
+        if fixed {
+            // The table's reference would keep the socket open after ours is closed.
+            let _ = self.ring.submitter().register_files_update(index, &[-1]);
+        }
+        self.free.push(index);
+    }
+
+    fn poll_read(
+        &mut self,
+        index: u32,
+        gen: u32,
+        buf: &mut BytesMut,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let Some(slot) = self.slot(index, gen) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        if !slot.pending.is_empty() {
+            let n = slot.pending.len();
+            if buf.is_empty() {
+                std::mem::swap(buf, &mut slot.pending);
+            } else {
+                buf.extend_from_slice(&slot.pending);
+                slot.pending.clear();
+            }
+            if slot.pending.capacity() > crate::connection::SHRINK_ABOVE {
+                slot.pending = BytesMut::new();
+            }
+            self.arm(index);
+            return Poll::Ready(Ok(n));
+        }
+        if slot.eof {
+            return Poll::Ready(match slot.error {
+                Some(e) => Err(io::Error::from_raw_os_error(e)),
+                None => Ok(0),
+            });
+        }
+        match &slot.reader {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => slot.reader = Some(cx.waker().clone()),
+        }
+        self.arm(index);
+        Poll::Pending
+    }
+
+    fn start_send(&mut self, index: u32, gen: u32, buf: &mut BytesMut) -> io::Result<()> {
+        let Some(slot) = self.slot(index, gen) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if slot.send.is_some() {
+            return Err(io::Error::other("a write is already in flight"));
+        }
+        slot.sent = None;
+        slot.send = Some(std::mem::take(buf));
+        slot.send_off = 0;
+        let entry = send_entry(slot, index);
+        self.push(&entry);
+        Ok(())
+    }
+
+    fn poll_sent(
+        &mut self,
+        index: u32,
+        gen: u32,
+        buf: &mut BytesMut,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Some(slot) = self.slot(index, gen) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        match slot.sent.take() {
+            Some((b, r)) => {
+                *buf = b;
+                Poll::Ready(r)
+            }
+            None => {
+                match &slot.writer {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => slot.writer = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The `send` of what remains of `slot`'s buffer.
+fn send_entry(slot: &Slot, index: u32) -> squeue::Entry {
+    let (ptr, len) = match slot.send.as_ref() {
+        Some(b) => {
+            let rest = &b[slot.send_off.min(b.len())..];
+            (rest.as_ptr(), rest.len().min(MAX_SEND))
+        }
+        None => (std::ptr::null(), 0),
+    };
+    let entry = if slot.fixed {
+        opcode::Send::new(types::Fixed(index), ptr, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    } else {
+        opcode::Send::new(types::Fd(slot.fd), ptr, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    };
+    entry.user_data(user_data(index, slot.gen, OP_SEND))
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Stop the kernel from filling provided buffers before they are freed.
+        if let Err(e) = self.ring.submitter().unregister_buf_ring(BGID) {
+            debug!(error = %e, "io_uring: unregistering the buffer ring failed");
+        }
+        // A send still in flight when the worker stops (its client past the shutdown
+        // deadline) keeps its buffer: the ring's teardown may finish after this returns. The
+        // worker is stopping with the process, so this is bounded by one buffer per client.
+        for slot in &mut self.slots {
+            if let Some(buf) = slot.send.take() {
+                std::mem::forget(buf);
+            }
+        }
+    }
+}
+
+/// A client socket served by this worker's io_uring driver.
+pub struct UringStream {
+    index: u32,
+    gen: u32,
+    fd: RawFd,
+    local: Option<SocketAddr>,
+}
+
+impl UringStream {
+    /// Hands `socket` to this thread's driver and arms its receive.
+    ///
+    /// # Errors
+    /// When this thread has no driver, or the socket cannot be switched to blocking mode
+    /// (io_uring then waits for the socket itself, where a non-blocking one could fail with
+    /// `EAGAIN`).
+    pub fn open(socket: StdTcpStream) -> io::Result<UringStream> {
+        socket.set_nonblocking(false)?;
+        let fd = socket.as_raw_fd();
+        let local = socket.local_addr().ok();
+        let (index, gen) = with_driver(|d| d.open(socket))
+            .ok_or_else(|| io::Error::other("this thread has no io_uring driver"))?;
+        Ok(UringStream {
+            index,
+            gen,
+            fd,
+            local,
+        })
+    }
+
+    /// See [`super::Stream::read_buf`].
+    pub async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let (index, gen) = (self.index, self.gen);
+        poll_fn(|cx| {
+            with_driver(|d| d.poll_read(index, gen, buf, cx))
+                .unwrap_or_else(|| Poll::Ready(Err(io::ErrorKind::NotConnected.into())))
+        })
+        .await
+    }
+
+    /// See [`super::Stream::write_buf`].
+    pub async fn write_buf(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let (index, gen) = (self.index, self.gen);
+        with_driver(|d| d.start_send(index, gen, buf))
+            .unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()))?;
+        poll_fn(|cx| {
+            with_driver(|d| d.poll_sent(index, gen, buf, cx))
+                .unwrap_or_else(|| Poll::Ready(Err(io::ErrorKind::NotConnected.into())))
+        })
+        .await
+    }
+
+    /// Shuts the socket for writing. Every reply was written before (writes complete
+    /// before the connection goes on), so none is cut.
+    ///
+    /// # Errors
+    /// shutdown(2)'s.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        // SAFETY: `fd` stays open while this handle lives (the driver closes it after the
+        // handle is dropped).
+        if unsafe { libc::shutdown(self.fd, libc::SHUT_WR) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The socket's local address.
+    ///
+    /// # Errors
+    /// When the OS could not report it when the connection was opened.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.local
+            .ok_or_else(|| io::Error::other("local address unknown"))
+    }
+}
+
+impl AsRawFd for UringStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl Drop for UringStream {
+    fn drop(&mut self) {
+        let (index, gen) = (self.index, self.gen);
+        with_driver(|d| d.close(index, gen));
+    }
+}
