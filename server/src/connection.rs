@@ -50,9 +50,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Once a batch's replies reach this size they are written before decoding more requests, so
 /// one read buffer full of `GET big-key` cannot build gigabytes of output.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
-/// An empty input or output buffer whose capacity exceeds this (after one large request or
-/// reply) is replaced by a small one, so an idle connection holds little memory.
-pub const SHRINK_ABOVE: usize = 1024 * 1024;
+pub use crate::io::SHRINK_ABOVE;
 
 /// Why a connection read ended.
 enum ReadOutcome {

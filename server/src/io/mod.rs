@@ -14,6 +14,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// An empty input or output buffer whose capacity exceeds this (after one large request or
+/// reply) is replaced by a small one, so an idle connection holds little memory.
+pub const SHRINK_ABOVE: usize = 1024 * 1024;
+
 #[cfg(target_os = "linux")]
 pub mod uring;
 

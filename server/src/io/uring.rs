@@ -730,7 +730,7 @@ impl Driver {
                 buf.extend_from_slice(&slot.pending);
                 slot.pending.clear();
             }
-            if slot.pending.capacity() > crate::connection::SHRINK_ABOVE {
+            if slot.pending.capacity() > super::SHRINK_ABOVE {
                 slot.pending = BytesMut::new();
             }
             self.arm(index);
