@@ -18,9 +18,13 @@ const T: Duration = Duration::from_secs(5);
 const MIB: u64 = 1024 * 1024;
 
 /// Another client gets correct replies.
+/// What [`assert_serves`] sends.
+const ASSERT_SERVES: &[u8] = b"SET probe ok\r\nGET probe\r\nPING\r\n";
+const ASSERT_SERVES_BYTES: u64 = ASSERT_SERVES.len() as u64;
+
 fn assert_serves(s: &Server) {
     let mut c = s.connect();
-    let r = roundtrip(&mut c, b"SET probe ok\r\nGET probe\r\nPING\r\n", 3);
+    let r = roundtrip(&mut c, ASSERT_SERVES, 3);
     assert_eq!(
         r,
         [
@@ -103,6 +107,7 @@ fn oversized_inline_request() {
 #[test]
 fn declared_but_not_sent_allocates_nothing() {
     let s = Server::start(&[]);
+    let mut mark = s.input_mark();
     let base = s.rss_bytes();
     let mut held = Vec::new();
     for head in [
@@ -115,8 +120,10 @@ fn declared_but_not_sent_allocates_nothing() {
             c.write_all(head).expect("write");
             held.push(c);
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // The server has read every byte sent (what it would reserve memory for).
+        mark.wait_read(20 * head.len() as u64);
         assert_serves(&s);
+        mark.wait_read(ASSERT_SERVES_BYTES);
     }
     let growth = s.rss_bytes().saturating_sub(base);
     assert!(

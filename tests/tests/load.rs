@@ -170,11 +170,7 @@ fn killer(port: u16, stop: Arc<AtomicBool>) -> u64 {
 /// One `INFO` field, read on a fresh connection.
 fn info_field(port: u16, field: &str) -> Option<u64> {
     let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let r = shardcache_tests::roundtrip(&mut c, b"INFO clients\r\n", 1);
-    let text = String::from_utf8_lossy(&r[0]).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
-        .and_then(|v| v.trim().parse().ok())
+    shardcache_tests::info_field(&mut c, "clients", field)
 }
 
 #[test]
