@@ -15,6 +15,7 @@ const NOT_COMPARED: &[(&str, &str)] = &[
     ("info", "its text is shardcache's own fields"),
     ("time", "the clock"),
     ("hotkeys", "shardcache's own command (observability tests)"),
+    ("locklog", "shardcache's own command (lock_blame.rs)"),
     (
         "monitor",
         "a feed of other clients' commands (observe tests)",
