@@ -46,12 +46,20 @@ fn workers_start_and_are_reported() {
     let info = text(&cmd(&mut c, &["INFO", "server"]));
     assert_eq!(field(&info, "threads").as_deref(), Some("4"), "{info}");
     if std::path::Path::new("/proc/self/task").exists() {
-        let names = thread_names(s.pid());
-        for i in 0..4 {
+        // A thread names itself once it runs, which may be after the server answers: wait
+        // for the names (a liveness bound only).
+        let named = |names: &[String]| {
+            (0..4).all(|i| names.iter().any(|n| n == &format!("shardcache-w{i}")))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut names = thread_names(s.pid());
+        while !named(&names) {
             assert!(
-                names.iter().any(|n| n == &format!("shardcache-w{i}")),
-                "worker {i} missing: {names:?}"
+                std::time::Instant::now() < deadline,
+                "workers missing: {names:?}"
             );
+            std::thread::sleep(Duration::from_millis(10));
+            names = thread_names(s.pid());
         }
     }
 }
