@@ -30,7 +30,7 @@ RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=target/static \
 mkdir -p "$ctx/out"
 cp "target/static/$TARGET/release/shardcache" "$ctx/out/shardcache"
 "${podman[@]}" build --quiet --format docker --layers=false --pull=never \
-    --build-context "build=$ctx" -f docker/Dockerfile -t "$image" . >/dev/null
+    --build-context "build=$ctx" -f docker/Dockerfile -t "$image" . >/dev/null 2>&1
 
 {
     raw_header "scripts/measure-container.sh: image size, then ${ROUNDS} x (podman run; idle client; podman stop -t 10); $(podman --version)"
@@ -38,7 +38,9 @@ cp "target/static/$TARGET/release/shardcache" "$ctx/out/shardcache"
     size=$("${podman[@]}" image inspect --format '{{.Size}}' "$image")
     echo "image: ${size} bytes ($(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1e6 }') MB)"
     for r in $(seq 1 "$ROUNDS"); do
-        "${podman[@]}" run -d --name "$name" -p "127.0.0.1:$PORT:6379" "$image" >/dev/null
+        # The same limits as tests/tests/container.rs (runc here refuses the defaults).
+        "${podman[@]}" run -d --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 \
+            --name "$name" -p "127.0.0.1:$PORT:6379" "$image" >/dev/null
         wait_ping "$PORT"
         exec 3<>"/dev/tcp/127.0.0.1/$PORT"
         printf 'PING\r\n' >&3
