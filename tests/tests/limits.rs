@@ -25,7 +25,7 @@ fn assert_serves(s: &Server) {
 
 /// The proof: a client that pipelines `GET` of a 1 MiB value as fast as the socket
 /// accepts, for 8 s, and never reads, adds about 1 MiB to the server's RSS (measured by
-/// `scripts/measure-unread-rss.sh`; Redis: over 2 GB); the bound is 3 MiB, about three times
+/// `scripts/measure-unread-rss.sh`); the bound is 3 MiB, about three times
 /// that: one 1 MiB reply in flight, the 64 KiB output batch and allocator noise. Other clients are served meanwhile.
 #[test]
 fn unread_replies_do_not_grow_memory() {
