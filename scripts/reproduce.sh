@@ -20,6 +20,8 @@
 # Container: image size, stop time        scripts/measure-container.sh      container-DATE-COMMIT.txt
 # twemproxy throughput                    scripts/measure-twemproxy.sh      twemproxy-DATE-COMMIT.txt
 # Differences from Redis (stream)         scripts/semantics-seeds.sh        semantics-seeds-DATE-COMMIT.txt
+# Where the CPU goes (perf, strace)       scripts/profile-wire.sh           profile-wire-DATE-COMMIT.txt
+# Choosing a shard count                  contention_grid, shardcache-bench sweep   docs/bench/grid*/, sweep/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/raw-lib.sh
@@ -48,4 +50,18 @@ docs/bench/wire-onoff.sh 200000 5 | tee "docs/bench/raw/wire-onoff-$stamp.txt"
 } | tee "docs/bench/raw/instrument-overhead-$stamp.txt"
 scripts/bench-memory.sh --save
 scripts/hit-ratio.sh | tee "docs/bench/raw/hit-ratio-$stamp.txt"
-echo "raw outputs: docs/bench/raw/*-$stamp.txt"
+scripts/profile-wire.sh
+# Choosing a shard count: the store alone (grid, grid-focus, grid-focus-2) and the wire sweep,
+# the commands docs/bench/README.md gives, into their directories (each has its own results).
+cargo build --release --quiet -p shardcache-server -p shardcache-bench
+cargo build --release --quiet -p shardcache-storage --example contention_grid
+target/release/examples/contention_grid --duration-ms 250 --reps 3 --out docs/bench/grid
+for d in grid-focus grid-focus-2; do
+    target/release/examples/contention_grid --duration-ms 200 --reps 5 \
+        --read-ratios 0.5,0.95 --dists uniform,hotkey --out "docs/bench/$d"
+done
+target/release/shardcache-bench sweep --server-bin target/release/shardcache \
+    --shards 1,4,16,64,256 --connections 1,16,64 --read-ratios 0.5,0.95 \
+    --distributions uniform,zipf,hotset --duration 2 --warmup 0.5 --reps 2 \
+    --out docs/bench/sweep --compare-redis
+echo "raw outputs: docs/bench/raw/*-$stamp.txt, docs/bench/grid*/, docs/bench/sweep/"
