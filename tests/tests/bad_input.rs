@@ -126,8 +126,13 @@ fn declared_but_not_sent_allocates_nothing() {
         mark.wait_read(ASSERT_SERVES_BYTES);
     }
     let growth = s.rss_bytes().saturating_sub(base);
+    // Measured: 1.4-1.5 MiB (connection buffers); the bound is under three times that.
+    eprintln!(
+        "60 clients declaring huge sizes: RSS growth {} KiB",
+        growth / 1024
+    );
     assert!(
-        growth < 64 * MIB,
+        growth < 4 * MIB,
         "60 clients declaring huge sizes grew RSS by {} MiB",
         growth / MIB
     );
@@ -349,6 +354,11 @@ fn incrbyfloat_values_are_accounted_memory() {
     let r = roundtrip(&mut c, &req, n);
     assert_eq!(r[n - 1], resp_bulk(b"1.5"));
     let grown = s.rss_bytes().saturating_sub(before);
-    assert!(grown < 40 * MIB, "RSS grew by {} MiB", grown / MIB);
+    // Measured: 1.4-1.6 MiB for the 20,000 keys; the bound is under three times that.
+    eprintln!(
+        "20,000 INCRBYFLOAT counters: RSS growth {} KiB",
+        grown / 1024
+    );
+    assert!(grown < 4 * MIB, "RSS grew by {} KiB", grown / 1024);
     assert_serves(&s);
 }

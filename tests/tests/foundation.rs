@@ -171,8 +171,13 @@ fn declared_but_unsent_sizes_allocate_nothing() {
     // Measured once the server has read all of it.
     mark.wait_read(50 * head.len() as u64);
     let grown = s.rss_bytes().saturating_sub(before);
+    // Measured: about 1.5 MiB; the bound is under three times that.
+    eprintln!(
+        "50 half-sent giant requests: RSS growth {} KiB",
+        grown / 1024
+    );
     assert!(
-        grown < 64 << 20,
+        grown < 4 << 20,
         "RSS grew {grown} bytes for 50 half-sent giant requests"
     );
     let mut c = s.connect();
