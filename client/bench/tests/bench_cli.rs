@@ -49,11 +49,18 @@ fn run_json_against_redis() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON on stdout");
+    // No throughput or duration bound (the machine may be loaded): the report must be
+    // consistent (rate = requests / duration), and the run at least as long as asked.
     let ops = v["ops_per_sec"].as_f64().unwrap();
-    assert!(ops > 100.0, "{v}");
+    let requests = v["requests"].as_u64().unwrap();
+    let duration = v["duration_s"].as_f64().unwrap();
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
-    assert!(v["requests"].as_u64().unwrap() > 100);
-    assert!((v["duration_s"].as_f64().unwrap() - 1.0).abs() < 0.5, "{v}");
+    assert!(requests > 0, "{v}");
+    assert!(duration >= 0.99, "{v}");
+    assert!(
+        (ops - requests as f64 / duration).abs() <= 0.01 * ops,
+        "ops_per_sec is not requests / duration_s: {v}"
+    );
     for section in ["latency_us", "get", "set"] {
         for f in ["p50", "p90", "p99", "p999", "max", "mean"] {
             assert!(
