@@ -168,9 +168,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server on a free port with `extra` options and waits until it accepts
-    /// connections. The metrics endpoint is off unless `extra` sets `--metrics-addr`; the
-    /// server runs [`DEFAULT_TEST_THREADS`] worker threads unless `extra` sets `--threads`.
+    /// Starts the server on a free port with `extra` options and waits until it answers
+    /// `PING`. The metrics endpoint is off unless `extra` sets `--metrics-addr` or `--port`
+    /// (a test that chooses the port gets the operator's default, port + 3000); the server
+    /// runs [`DEFAULT_TEST_THREADS`] worker threads unless `extra` sets `--threads`.
     pub fn start(extra: &[&str]) -> Server {
         Self::try_start(extra).unwrap_or_else(|e| panic!("shardcache did not start: {e}"))
     }
