@@ -129,6 +129,34 @@ pub fn answers_ping(addr: std::net::SocketAddr) -> bool {
     matches!(got[0], b'+' | b'-')
 }
 
+/// Whether process `pid` holds the socket listening on TCP `port` (from `/proc/net/tcp{,6}`
+/// and the process's file descriptors); `None` where `/proc` cannot tell.
+pub fn listens_on(pid: u32, port: u16) -> Option<bool> {
+    let want = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1, st (0A = LISTEN) field 3, inode field 9.
+            if f.len() > 9 && f[1].ends_with(&want) && f[3] == "0A" {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    if inodes.is_empty() {
+        return None;
+    }
+    Some(fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .map(|l| inodes.iter().any(|i| l.to_string_lossy() == *i))
+            .unwrap_or(false)
+    }))
+}
+
 /// Sends one command on `c` and returns its raw reply.
 pub fn command(c: &mut TcpStream, words: &[&str]) -> Vec<u8> {
     roundtrip(c, &resp_str(words), 1).remove(0)
@@ -289,7 +317,11 @@ impl Server {
                 let lines = server.log();
                 return Err(format!("exited with {status}: {}", lines.join("\n")));
             }
-            if answers_ping(std::net::SocketAddr::new(ip, port)) {
+            // Ours, not another process's that took the port meanwhile: the listening
+            // socket is one of the child's (where /proc says so).
+            if answers_ping(std::net::SocketAddr::new(ip, port))
+                && listens_on(server.pid(), port) != Some(false)
+            {
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -790,6 +822,17 @@ fn redis_flush(port: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listens_on_finds_this_process_listener() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if std::path::Path::new("/proc/net/tcp").exists() {
+            assert_eq!(listens_on(std::process::id(), port), Some(true));
+        }
+        drop(l);
+        assert_ne!(listens_on(std::process::id(), port), Some(true));
+    }
 
     #[test]
     fn reply_len_parses_nested_values() {
