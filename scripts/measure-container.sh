@@ -46,13 +46,13 @@ cp "target/static/$TARGET/release/shardcache" "$ctx/out/shardcache"
         printf 'PING\r\n' >&3
         read -r -t 5 pong <&3
         start=$(date +%s.%N)
-        "${podman[@]}" stop -t 10 "$name" >/dev/null
+        "${podman[@]}" stop -t 10 "$name" >/dev/null 2>&1
         end=$(date +%s.%N)
         exec 3<&-
         code=$("${podman[@]}" inspect --format '{{.State.ExitCode}}' "$name")
         deadline=$("${podman[@]}" logs "$name" 2>&1 | grep -c 'shutdown deadline' || true)
         echo "stop $r: $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s, exit code $code, idle client answered ${pong%$'\r'}, deadline warnings $deadline"
-        "${podman[@]}" rm -f -t 0 "$name" >/dev/null
+        "${podman[@]}" rm -f -t 0 "$name" >/dev/null 2>&1
     done
 } | tee "$out"
 echo "raw output: $out" >&2
