@@ -67,13 +67,112 @@ pub fn have(program: &str) -> bool {
 macro_rules! require {
     ($program:expr) => {
         if !$crate::have($program) {
-            if std::env::var_os("CI").is_some() {
-                panic!("{} is required in CI (.ci/run installs it)", $program);
-            }
-            eprintln!("SKIPPED: {} is not installed", $program);
+            $crate::skip(&format!("{} is not installed", $program));
             return;
         }
     };
+}
+
+/// Records that the calling test is about to return without testing what it is for, because
+/// something it needs is missing: under `CI` (where `.ci/run` installs everything) that is a
+/// failure, so this panics; elsewhere it prints `SKIPPED: <test>: <reason>` and, when
+/// `SHARDCACHE_SKIP_LOG` names a file, appends that line to it, which is how `.ci/run` counts
+/// skips (libtest only knows passed, failed and ignored, and captures a passing test's output).
+pub fn skip(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {reason}, which is required in CI (.ci/run installs it)"
+    );
+    let line = format!("SKIPPED: {test}: {reason}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("SHARDCACHE_SKIP_LOG") {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+    }
+}
+
+/// Calls `cond` every 10 ms until it is true; panics naming `what` after `timeout`. For tests
+/// that wait for the server to reach a state (never for time to pass).
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether something at `addr` answers `PING` with a RESP reply (`+PONG`, or an error such as
+/// `-NOAUTH` or `-DENIED`: the server is up either way).
+pub fn answers_ping(addr: std::net::SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while reply_len(&got).is_none() {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    matches!(got[0], b'+' | b'-')
+}
+
+/// Whether process `pid` holds the socket listening on TCP `port` (from `/proc/net/tcp{,6}`
+/// and the process's file descriptors); `None` where `/proc` cannot tell.
+pub fn listens_on(pid: u32, port: u16) -> Option<bool> {
+    let want = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1, st (0A = LISTEN) field 3, inode field 9.
+            if f.len() > 9 && f[1].ends_with(&want) && f[3] == "0A" {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    if inodes.is_empty() {
+        return None;
+    }
+    Some(fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .map(|l| inodes.iter().any(|i| l.to_string_lossy() == *i))
+            .unwrap_or(false)
+    }))
+}
+
+/// Sends one command on `c` and returns its raw reply.
+pub fn command(c: &mut TcpStream, words: &[&str]) -> Vec<u8> {
+    roundtrip(c, &resp_str(words), 1).remove(0)
+}
+
+/// The value of `field` in an `INFO` text (`field:value` lines).
+pub fn info_value<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// A numeric field of `INFO section`, read on `c`; `None` when absent or not a number.
+pub fn info_field(c: &mut TcpStream, section: &str, field: &str) -> Option<u64> {
+    let text = String::from_utf8_lossy(&command(c, &["INFO", section])).into_owned();
+    info_value(&text, field).and_then(|v| v.parse().ok())
 }
 
 /// A free loopback TCP port (bound then released: good enough for tests on one machine).
@@ -97,9 +196,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server on a free port with `extra` options and waits until it accepts
-    /// connections. The metrics endpoint is off unless `extra` sets `--metrics-addr`; the
-    /// server runs [`DEFAULT_TEST_THREADS`] worker threads unless `extra` sets `--threads`.
+    /// Starts the server on a free port with `extra` options and waits until it answers
+    /// `PING`. The metrics endpoint is off unless `extra` sets `--metrics-addr` or `--port`
+    /// (a test that chooses the port gets the operator's default, port + 3000); the server
+    /// runs [`DEFAULT_TEST_THREADS`] worker threads unless `extra` sets `--threads`.
     pub fn start(extra: &[&str]) -> Server {
         Self::try_start(extra).unwrap_or_else(|e| panic!("shardcache did not start: {e}"))
     }
@@ -116,14 +216,38 @@ impl Server {
     }
 
     /// Starts the server; `Err` with its output when it exits or does not become ready.
+    ///
+    /// The harness picks the port (unless `extra` sets `--port`) and the server is ready when
+    /// it answers `PING` on it (any RESP reply: `+PONG`, `-NOAUTH`, `-DENIED`), not when a log
+    /// line says so. That probe is one connection and one command, which the server counts;
+    /// a test that needs exact connection counts waits with [`Server::wait_connected_clients`].
+    /// A port another process took between the choice and the bind is chosen again.
     pub fn try_start(extra: &[&str]) -> Result<Server, String> {
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            "0".into(),
-            "--log-level".into(),
-            "info".into(),
-        ];
-        if !extra.contains(&"--metrics-addr") {
+        let explicit = extra.contains(&"--port");
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = if explicit { 0 } else { free_port() };
+            match Self::launch(port, extra) {
+                Ok(server) => return Ok(server),
+                Err(e) if !explicit && e.contains("cannot listen on") && e.contains("in use") => {
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    /// One attempt of [`Server::try_start`]: `--port port` unless `port` is 0 (then `extra`
+    /// has it).
+    fn launch(port: u16, extra: &[&str]) -> Result<Server, String> {
+        let mut args: Vec<String> = vec!["--log-level".into(), "info".into()];
+        if port != 0 {
+            args.extend(["--port".into(), port.to_string()]);
+        }
+        // The metrics endpoint is off unless asked for; a test that chooses the port gets the
+        // default an operator gets (port + 3000) unless it chooses that too.
+        if port != 0 && !extra.contains(&"--metrics-addr") {
             args.extend(["--metrics-addr".into(), String::new()]);
         }
         // Every test runs the server with several worker threads (connections spread over
@@ -132,9 +256,26 @@ impl Server {
             args.extend(["--threads".into(), DEFAULT_TEST_THREADS.into()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
+        let value_of = |name: &str| {
+            extra
+                .iter()
+                .position(|a| *a == name)
+                .and_then(|i| extra.get(i + 1))
+                .copied()
+        };
+        let port = match value_of("--port") {
+            Some(p) => p.parse().map_err(|_| format!("--port {p} is not a port"))?,
+            None => port,
+        };
+        // Where to knock: the bound address, loopback for a wildcard one.
+        let ip: std::net::IpAddr = match value_of("--bind").map(str::parse::<std::net::IpAddr>) {
+            Some(Ok(ip)) if !ip.is_unspecified() => ip,
+            _ => std::net::Ipv4Addr::LOCALHOST.into(),
+        };
         let mut child = Command::new(shardcache_bin())
             .args(&args)
             .env_remove("SHARDCACHE_PORT")
+            .env_remove("SHARDCACHE_METRICS_ADDR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -165,39 +306,37 @@ impl Server {
         }
         let mut server = Server {
             child: Some(child),
-            port: 0,
+            port,
             metrics_port: None,
             log: rx,
             lines: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            match server.log.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => {
-                    if line.contains("ready to accept connections") {
-                        if let Some(port) = parse_port(&line) {
-                            server.port = port;
-                            server.lines.push(line);
-                            return Ok(server);
-                        }
-                    }
-                    server.lines.push(line);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
-                        server.drain_log();
-                        return Err(format!("exited with {status}: {}", server.lines.join("\n")));
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(Duration::from_millis(20));
-                    if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
-                        return Err(format!("exited with {status}: {}", server.lines.join("\n")));
-                    }
-                }
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
+                let lines = server.log();
+                return Err(format!("exited with {status}: {}", lines.join("\n")));
             }
+            // Ours, not another process's that took the port meanwhile: the listening
+            // socket is one of the child's (where /proc says so).
+            if answers_ping(std::net::SocketAddr::new(ip, port))
+                && listens_on(server.pid(), port) != Some(false)
+            {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!("not ready after 20 s: {}", server.lines.join("\n")))
+        Err(format!("not ready after 20 s: {}", server.log().join("\n")))
+    }
+
+    /// Waits until `INFO clients` read on `c` says `connected_clients:n` (counting `c`): the
+    /// connections a test closed (and the harness's readiness probe) are gone from the count.
+    pub fn wait_connected_clients(&self, c: &mut TcpStream, n: u64) {
+        wait_until(
+            &format!("connected_clients:{n}"),
+            Duration::from_secs(20),
+            || info_field(c, "clients", "connected_clients") == Some(n),
+        );
     }
 
     /// The Redis-protocol port.
@@ -277,6 +416,58 @@ impl Server {
     }
 }
 
+/// What the server has read from its clients (`total_net_input_bytes`), to wait until bytes a
+/// test wrote have reached it: the condition tests wait on instead of sleeping. The probe's own
+/// `INFO` requests are counted too, and subtracted.
+pub struct InputMark {
+    probe: TcpStream,
+    expect: u64,
+}
+
+impl InputMark {
+    const INFO: &'static [u8] = b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n";
+
+    fn read(&mut self) -> u64 {
+        self.expect += Self::INFO.len() as u64;
+        let r = roundtrip(&mut self.probe, Self::INFO, 1).remove(0);
+        info_value(&String::from_utf8_lossy(&r), "total_net_input_bytes")
+            .and_then(|v| v.parse().ok())
+            .expect("total_net_input_bytes in INFO stats")
+    }
+
+    /// Waits until the server has read `n` more bytes (from any client) since the mark or the
+    /// last wait.
+    pub fn wait_read(&mut self, n: u64) {
+        self.expect += n;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.read();
+            if got >= self.expect {
+                self.expect = got;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server read {got} of {} bytes",
+                self.expect
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Server {
+    /// A mark from which [`InputMark::wait_read`] counts.
+    pub fn input_mark(&self) -> InputMark {
+        let mut m = InputMark {
+            probe: self.connect(),
+            expect: 0,
+        };
+        m.expect = m.read();
+        m
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -304,18 +495,6 @@ fn libc_sigterm() -> i32 {
     15
 }
 
-fn parse_port(line: &str) -> Option<u16> {
-    let at = line.find("addr=")? + 5;
-    let rest = &line[at..];
-    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-    rest[..end]
-        .rsplit(':')
-        .next()?
-        .trim_matches('"')
-        .parse()
-        .ok()
-}
-
 /// A running `redis-server` (the reference implementation); killed on drop.
 pub struct RedisServer {
     child: Child,
@@ -325,7 +504,11 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` on a free port, no persistence, and waits for PING.
     pub fn start(extra: &[&str]) -> RedisServer {
-        let port = free_port();
+        Self::start_on(free_port(), extra)
+    }
+
+    /// Starts `redis-server` on `port` (e.g. again on the port of one that stopped).
+    pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
         let mut args = vec![
             "--port".to_string(),
             port.to_string(),
@@ -347,12 +530,11 @@ impl RedisServer {
             .expect("start redis-server");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = s.write_all(b"PING\r\n");
-                let mut b = [0u8; 7];
-                if s.read_exact(&mut b).is_ok() && &b == b"+PONG\r\n" {
-                    return RedisServer { child, port };
-                }
+            if answers_ping(([127, 0, 0, 1], port).into()) {
+                return RedisServer { child, port };
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -365,12 +547,22 @@ impl RedisServer {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and waits for it to exit.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -632,15 +824,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn listens_on_finds_this_process_listener() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if std::path::Path::new("/proc/net/tcp").exists() {
+            assert_eq!(listens_on(std::process::id(), port), Some(true));
+        }
+        drop(l);
+        assert_ne!(listens_on(std::process::id(), port), Some(true));
+    }
+
+    #[test]
     fn reply_len_parses_nested_values() {
         assert_eq!(reply_len(b"+OK\r\n"), Some(5));
         assert_eq!(reply_len(b"$3\r\nabc\r\n+"), Some(9));
         assert_eq!(reply_len(b"$3\r\nab"), None);
         assert_eq!(reply_len(b"*2\r\n:1\r\n$-1\r\n"), Some(13));
         assert_eq!(reply_len(b"%1\r\n+a\r\n:1\r\n"), Some(12));
-        assert_eq!(
-            parse_port("INFO ready to accept connections addr=127.0.0.1:4321 shards=16"),
-            Some(4321)
-        );
     }
 }

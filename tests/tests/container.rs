@@ -25,8 +25,9 @@ use shardcache_tests::{free_port, require};
 
 /// The Rust target the image is built for (the only target installed on these machines).
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-/// The image must stay below this size.
-const MAX_IMAGE_BYTES: u64 = 20 * 1000 * 1000;
+/// The image must stay below this size: about twice the 5.0 MB measured
+/// (`scripts/measure-container.sh`, raw output under `docs/bench/raw/`).
+const MAX_IMAGE_BYTES: u64 = 10 * 1000 * 1000;
 /// The memory limit the container runs with; the server's default maxmemory is 75% of it.
 const MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 
@@ -259,7 +260,10 @@ fn image_builds_runs_as_non_root_and_stops_cleanly() {
     );
     let took = started.elapsed();
     eprintln!("podman stop -t 10 took {took:?}");
-    assert!(took < Duration::from_secs(9), "stop took {took:?}");
+    // How long it took is measured by `scripts/measure-container.sh`, not asserted (the machine
+    // may be loaded); what the test proves is that the stop was SIGTERM's graceful one, not
+    // `-t 10`'s SIGKILL (exit 0, "shardcache stopped"), and that the idle client was closed
+    // at once, not at the 8 s shutdown deadline (no "still open at the shutdown deadline").
     let code = run_ok(
         podman().args(["inspect", "--format", "{{.State.ExitCode}}", &name]),
         Duration::from_secs(30),
@@ -268,6 +272,10 @@ fn image_builds_runs_as_non_root_and_stops_cleanly() {
     assert_eq!(code.trim(), "0", "exit code; logs:\n{log}");
     assert!(log.contains("received SIGTERM"), "{log}");
     assert!(log.contains("shardcache stopped"), "{log}");
+    assert!(
+        !log.contains("still open at the shutdown deadline"),
+        "the idle client held the stop until the deadline: {log}"
+    );
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         assert!(
             line.starts_with('{') && line.ends_with('}'),

@@ -28,10 +28,7 @@ fn python_yaml() -> bool {
     .map(|o| o.status.success())
     .unwrap_or(false);
     if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("python3 with PyYAML is required in CI (.ci/run installs it)");
-        }
-        eprintln!("SKIPPED: python3 cannot import yaml (PyYAML)");
+        shardcache_tests::skip("python3 cannot import yaml (PyYAML)");
     }
     ok
 }
@@ -318,10 +315,7 @@ print("sidecar ok")
         &[],
     );
     if !have("kubernetes-validate") {
-        if std::env::var_os("CI").is_some() {
-            panic!("kubernetes-validate is required in CI (.ci/run installs it with pip)");
-        }
-        eprintln!("SKIPPED: the schema check (kubernetes-validate is not installed)");
+        shardcache_tests::skip("the schema check: kubernetes-validate is not installed (pip)");
         return;
     }
     let out = run_ok(

@@ -43,6 +43,8 @@ fn raise_nofile() -> u64 {
 #[derive(Default)]
 struct Stats {
     ops: AtomicU64,
+    /// Clients that have completed at least three checked rounds.
+    served: AtomicU64,
     wrong: AtomicU64,
     errors: Mutex<Vec<String>>,
 }
@@ -127,6 +129,9 @@ async fn client(id: usize, port: u16, stop: Arc<AtomicBool>, stats: Arc<Stats>) 
         }
         stats.ops.fetch_add(want.len() as u64, Ordering::Relaxed);
         round += 1;
+        if round == 3 {
+            stats.served.fetch_add(1, Ordering::Relaxed);
+        }
         if round & 3 == 0 {
             // Let others run; keeps 2,000 clients fair on a small machine.
             tokio::task::yield_now().await;
@@ -170,11 +175,7 @@ fn killer(port: u16, stop: Arc<AtomicBool>) -> u64 {
 /// One `INFO` field, read on a fresh connection.
 fn info_field(port: u16, field: &str) -> Option<u64> {
     let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let r = shardcache_tests::roundtrip(&mut c, b"INFO clients\r\n", 1);
-    let text = String::from_utf8_lossy(&r[0]).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
-        .and_then(|v| v.trim().parse().ok())
+    shardcache_tests::info_field(&mut c, "clients", field)
 }
 
 #[test]
@@ -221,6 +222,16 @@ fn two_thousand_connections_get_their_own_replies() {
         last_ops = ops;
         rss.push(r);
     }
+    // Every client has been served (three checked rounds each), however slow the machine:
+    // waited for, not assumed from the duration (the bound is a liveness one only).
+    shardcache_tests::wait_until(
+        "every client's first three rounds",
+        Duration::from_secs(300),
+        || {
+            stats.served.load(Ordering::Relaxed) >= conns as u64
+                || stats.wrong.load(Ordering::Relaxed) > 0
+        },
+    );
     // Every client still connected and served at the end of the run.
     let connected = info_field(port, "connected_clients");
     stop.store(true, Ordering::Relaxed);
@@ -238,10 +249,6 @@ fn two_thousand_connections_get_their_own_replies() {
     );
     let errors = stats.errors.lock().map(|e| e.clone()).unwrap_or_default();
     assert_eq!(wrong, 0, "wrong replies: {errors:#?}");
-    assert!(
-        ops > conns as u64 * 3,
-        "every client completed rounds ({ops} replies)"
-    );
 
     // No growth trend in the second half: its last quarter is not above its first quarter
     // by more than 10% + 16 MiB (allocator noise).

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use shardcache_tests::{read_replies, resp, resp_str, roundtrip, Server};
 
@@ -15,11 +15,8 @@ fn cmd(s: &mut TcpStream, words: &[&str]) -> Vec<u8> {
 }
 
 fn info_field(s: &mut TcpStream, section: &str, field: &str) -> u64 {
-    let text = String::from_utf8_lossy(&cmd(s, &["INFO", section])).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} missing from INFO {section}: {text}"))
+    shardcache_tests::info_field(s, section, field)
+        .unwrap_or_else(|| panic!("{field} missing from INFO {section}"))
 }
 
 /// Pipelines `SET prefix:i value` for `i` in `range`, `batch` at a time; returns the replies
@@ -91,7 +88,13 @@ fn write_storm_stays_under_the_rss_bound() {
         used <= 64 * MIB + 200 * 1024,
         "used_memory {used} above maxmemory"
     );
-    assert!(peak < 160 * MIB, "RSS peaked at {peak} bytes");
+    // Measured: a 75 MiB peak, 11 MiB over maxmemory (the process itself, connection
+    // buffers, allocator slack); the bound allows 2.5 times that overhead.
+    assert!(
+        peak < 64 * MIB + 28 * MIB,
+        "RSS peaked at {:.1} MiB",
+        peak as f64 / MIB as f64
+    );
     assert!(evicted > 0);
     assert_eq!(cmd(&mut s, &["PING"]), b"+PONG\r\n");
     // The latest keys survive, the oldest were evicted.
@@ -199,7 +202,6 @@ fn accounted_memory_tracks_rss_growth() {
     // Warm up the allocator and connection buffers.
     fill(&mut s, "warm", 0..1000, b"w", &[], 500);
     cmd(&mut s, &["FLUSHALL"]);
-    std::thread::sleep(Duration::from_millis(100));
     let rss0 = server.rss_bytes();
     let used0 = info_field(&mut s, "memory", "used_memory");
     let mut report = Vec::new();
@@ -222,4 +224,133 @@ fn accounted_memory_tracks_rss_growth() {
         assert!((0.6..=1.6).contains(&ratio), "{}", report.join("\n"));
     }
     println!("{}", report.join("\n"));
+}
+
+/// Survivors of `prefix:0..n`, by pipelined `EXISTS` (which does not count as an access).
+fn survivors(s: &mut TcpStream, prefix: &str, n: usize) -> usize {
+    let mut buf = Vec::new();
+    for i in 0..n {
+        buf.extend(resp_str(&["EXISTS", &format!("{prefix}:{i}")]));
+    }
+    s.write_all(&buf).unwrap();
+    read_replies(s, n)
+        .iter()
+        .filter(|r| *r == b":1\r\n")
+        .count()
+}
+
+/// Each policy evicts the right kind of key. Old keys (`persist:*` without a TTL, `cold:*` with
+/// one), then 100 `hot:*` keys (with a TTL) read 100 times each once the old ones have been
+/// idle for a second, then enough `new:*` keys (with a TTL, the hot keys read between their
+/// batches) to evict about 700 keys:
+/// * LRU and LFU keep the hot keys and evict old ones; the `volatile-` ones never a key
+///   without a TTL;
+/// * `random` policies do not favour the hot keys; `allkeys-random` evicts keys without a TTL
+///   too, `volatile-random` never;
+/// * `noeviction` evicts nothing and refuses the writes (`volatile-ttl`'s order is checked by
+///   `each_policy_evicts_what_it_should`).
+#[test]
+fn each_policy_evicts_the_right_kind_of_key() {
+    const PERSIST: usize = 200;
+    const COLD: usize = 1400;
+    const HOT: usize = 100;
+    const NEW: usize = 900;
+    let value = vec![b'p'; 1000];
+    let ttl: &[&str] = &["EX", "100000"];
+    for policy in [
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "noeviction",
+    ] {
+        let server = Server::start(&["--maxmemory", "2mb", "--maxmemory-policy", policy]);
+        let mut s = server.connect();
+        assert!(fill(&mut s, "persist", 0..PERSIST, &value, &[], 100).is_empty());
+        assert!(fill(&mut s, "cold", 0..COLD, &value, ttl, 100).is_empty());
+        assert!(fill(&mut s, "hot", 0..HOT, &value, ttl, 100).is_empty());
+        assert_eq!(
+            info_field(&mut s, "stats", "evicted_keys"),
+            0,
+            "{policy}: evicted before the pressure"
+        );
+        if !policy.contains("lfu") {
+            // The LRU clock moves on: every old key is idle for at least a second.
+            shardcache_tests::wait_until(
+                "a second of idle time",
+                std::time::Duration::from_secs(30),
+                || {
+                    cmd(
+                        &mut s,
+                        &["OBJECT", "IDLETIME", &format!("cold:{}", COLD - 1)],
+                    ) != b":0\r\n"
+                },
+            );
+        }
+        let mut reads = Vec::new();
+        for _ in 0..100 {
+            for i in 0..HOT {
+                reads.extend(resp_str(&["GET", &format!("hot:{i}")]));
+            }
+        }
+        s.write_all(&reads).unwrap();
+        assert!(read_replies(&mut s, 100 * HOT)
+            .iter()
+            .all(|r| r.starts_with(b"$1000")));
+        // The new keys arrive in batches, the hot keys read after each: they stay the most
+        // recently (and most often) used keys while the pressure lasts.
+        let mut refused = Vec::new();
+        for start in (0..NEW).step_by(100) {
+            refused.extend(fill(&mut s, "new", start..start + 100, &value, ttl, 100));
+            let mut reads = Vec::new();
+            for i in 0..HOT {
+                reads.extend(resp_str(&["GET", &format!("hot:{i}")]));
+            }
+            s.write_all(&reads).unwrap();
+            read_replies(&mut s, HOT);
+        }
+        let evicted = info_field(&mut s, "stats", "evicted_keys");
+        let persist = survivors(&mut s, "persist", PERSIST);
+        let cold = survivors(&mut s, "cold", COLD);
+        let hot = survivors(&mut s, "hot", HOT);
+        println!(
+            "{policy}: evicted {evicted}, refused {}; left: persist {persist}/{PERSIST}, cold {cold}/{COLD}, hot {hot}/{HOT}",
+            refused.len()
+        );
+        if policy == "noeviction" {
+            assert_eq!(evicted, 0);
+            assert!(refused.iter().all(|r| r.starts_with(b"-OOM")) && !refused.is_empty());
+            assert_eq!((persist, cold, hot), (PERSIST, COLD, HOT));
+            continue;
+        }
+        assert!(refused.is_empty(), "{policy}: writes refused");
+        assert!(evicted >= 500, "{policy}: evicted {evicted}");
+        if policy.starts_with("volatile-") {
+            assert_eq!(persist, PERSIST, "{policy} evicted keys without a TTL");
+        }
+        let old_left = (persist + cold) as f64 / (PERSIST + COLD) as f64;
+        if policy.ends_with("-random") {
+            // Being read protects nothing: hot keys go like the others.
+            assert!(hot < HOT, "{policy} spared every hot key");
+            if policy == "allkeys-random" {
+                assert!(persist < PERSIST, "{policy} spared every key without a TTL");
+            }
+        } else {
+            assert!(
+                hot >= HOT * 95 / 100,
+                "{policy} evicted {} hot keys",
+                HOT - hot
+            );
+            // LRU takes the old keys first (LFU cannot tell them from the new ones: both were
+            // accessed once).
+            if policy.ends_with("-lru") {
+                assert!(
+                    old_left < 0.7,
+                    "{policy}: {old_left:.2} of the old keys left"
+                );
+            }
+        }
+    }
 }

@@ -397,3 +397,60 @@ fn config_resetstat_zeroes_the_statistics() {
         "data is kept"
     );
 }
+
+/// `/metrics` never carries a key name (nor anything else a client chose): keys that are hot
+/// (HOTKEYS names them), missed, in errors, renamed, in unknown commands and in `CLIENT
+/// SETNAME` are all absent from the scrape, whose labels are the server's own vocabulary.
+#[test]
+fn metrics_never_contain_a_key_name() {
+    let s = Server::start_with_metrics(&["--shards", "4"]);
+    let mut c = s.connect();
+    let marker = "Xk3yN4me";
+    let mut batch = Vec::new();
+    for i in 0..2_000 {
+        let key = format!("{marker}:hot");
+        batch.extend(resp_str(&["SET", &key, "v"]));
+        batch.extend(resp_str(&["GET", &key]));
+        batch.extend(resp_str(&["GET", &format!("{marker}:miss:{i}")]));
+    }
+    for words in [
+        vec![
+            "SET".to_string(),
+            format!("{marker}:s"),
+            "notanumber".into(),
+        ],
+        vec!["INCR".into(), format!("{marker}:s")],
+        vec![
+            "RENAME".into(),
+            format!("{marker}:s"),
+            format!("{marker}:r"),
+        ],
+        vec!["EXPIRE".into(), format!("{marker}:r"), "100".into()],
+        vec![format!("{marker}cmd"), format!("{marker}:arg")],
+        vec!["CLIENT".into(), "SETNAME".into(), format!("{marker}name")],
+        vec![
+            "GETRANGE".into(),
+            format!("{marker}:r"),
+            "x".into(),
+            "y".into(),
+        ],
+    ] {
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        batch.extend(resp_str(&w));
+    }
+    roundtrip(&mut c, &batch, 6_000 + 7);
+    let hot =
+        String::from_utf8_lossy(&roundtrip(&mut c, b"HOTKEYS COUNT 3\r\n", 1)[0]).into_owned();
+    assert!(hot.contains(marker), "HOTKEYS saw the key: {hot}");
+    let (status, body) = http_get(s.metrics_port(), "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("shardcache_commands_total"), "{body}");
+    let leaks: Vec<&str> = body
+        .lines()
+        .filter(|l| {
+            l.to_ascii_lowercase()
+                .contains(&marker.to_ascii_lowercase())
+        })
+        .collect();
+    assert!(leaks.is_empty(), "/metrics names client data: {leaks:?}");
+}

@@ -25,9 +25,7 @@ fn info(s: &mut TcpStream, section: &str) -> String {
 
 /// A numeric `field:value` of an INFO text.
 fn info_field(info: &str, field: &str) -> Option<u64> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
+    shardcache_tests::info_value(info, field).and_then(|v| v.parse().ok())
 }
 
 #[test]
@@ -106,29 +104,70 @@ fn mset_is_atomic_across_shards() {
     assert!(writes > 10 && reads > 10);
 }
 
+/// Stores `exp:0..n` in the selected database, all expiring at the same moment, soon: every
+/// key is written first, then given the expiry time by `PEXPIREAT`, and only once every
+/// `PEXPIREAT` has been answered before that moment (by this host's clock, which the server
+/// shares) are all `n` keys known to be stored with an expiry still ahead, so each will be
+/// counted in `expired_keys`. (A `SET … PX 300` that a loaded machine delays past its own
+/// expiry deletes the key instead, uncounted.) Otherwise the keys are written again with a
+/// later moment. Returns when the keys expire.
+fn store_keys_expiring_together(s: &mut TcpStream, n: usize) -> Instant {
+    let mut margin = Duration::from_millis(500);
+    loop {
+        assert_eq!(cmd(s, &["CONFIG", "RESETSTAT"]), b"+OK\r\n");
+        let start = Instant::now();
+        // Phase 1: the keys, without a TTL.
+        for c0 in (0..n).step_by(5_000) {
+            let mut batch = Vec::new();
+            for i in c0..(c0 + 5_000).min(n) {
+                batch.extend(resp_str(&["SET", &format!("exp:{i}"), "v"]));
+            }
+            s.write_all(&batch).unwrap();
+            assert!(read_replies(s, (c0 + 5_000).min(n) - c0)
+                .iter()
+                .all(|r| r == b"+OK\r\n"));
+        }
+        // Phase 2: one expiry moment for all, a margin ahead (three times phase 1's duration).
+        margin = margin.max(start.elapsed() * 3);
+        let expires = Instant::now() + margin;
+        let at_ms = (std::time::SystemTime::now() + margin)
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string();
+        for c0 in (0..n).step_by(5_000) {
+            let mut batch = Vec::new();
+            for i in c0..(c0 + 5_000).min(n) {
+                batch.extend(resp_str(&["PEXPIREAT", &format!("exp:{i}"), &at_ms]));
+            }
+            s.write_all(&batch).unwrap();
+            assert!(read_replies(s, (c0 + 5_000).min(n) - c0)
+                .iter()
+                .all(|r| r == b":1\r\n"));
+        }
+        if Instant::now() < expires {
+            return expires;
+        }
+        // Too slow for the margin: some keys may have been deleted, uncounted. Again, later.
+        println!("PEXPIREATs answered after the expiry moment; retrying with a wider margin");
+        margin *= 2;
+    }
+}
+
 #[test]
 fn expired_keys_are_reclaimed_untouched() {
     let server = Server::start(&[]);
     let mut s = server.connect();
     const N: usize = 100_000;
-    let mut batch = Vec::new();
-    let start = Instant::now();
-    for chunk in (0..N).collect::<Vec<_>>().chunks(5_000) {
-        batch.clear();
-        for i in chunk {
-            batch.extend(resp_str(&["SET", &format!("exp:{i}"), "v", "PX", "300"]));
-        }
-        s.write_all(&batch).unwrap();
-        let replies = read_replies(&mut s, chunk.len());
-        assert!(replies.iter().all(|r| r == b"+OK\r\n"));
-    }
-    let written = Instant::now();
-    println!("wrote {N} keys with a 300 ms TTL in {:?}", written - start);
+    let written = store_keys_expiring_together(&mut s, N);
+    println!("{N} keys stored, expiring together");
     let mut c = server.connect();
     let stats = info(&mut c, "memory");
     assert!(info_field(&stats, "stored_entries").unwrap() > 0);
     // Poll only INFO: no command touches the keys.
-    let deadline = written + Duration::from_millis(300) + Duration::from_secs(4);
+    // A liveness bound (how fast the reclaimer is: `cargo bench -p shardcache-storage --bench
+    // reclaim`).
+    let deadline = written + Duration::from_secs(60);
     loop {
         let st = info(&mut c, "stats");
         let mem = info(&mut c, "memory");
@@ -136,7 +175,7 @@ fn expired_keys_are_reclaimed_untouched() {
         let entries = info_field(&mem, "stored_entries").unwrap();
         if expired >= N as u64 && entries == 0 {
             let t = written.elapsed();
-            println!("all {N} keys physically reclaimed {t:?} after the last write");
+            println!("all {N} keys physically reclaimed {t:?} after they expired");
             assert_eq!(cmd(&mut c, &["DBSIZE"]), b":0\r\n");
             assert!(
                 info_field(&mem, "used_memory").unwrap() < 1 << 20,
@@ -293,4 +332,161 @@ fn maxmemory_defaults_to_share_of_cgroup_limit() {
     let mut s = server.connect();
     assert_eq!(info_field(&info(&mut s, "memory"), "maxmemory"), Some(0));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Active expiry is not only database 0's: keys with a short TTL in databases 5 and 15, never
+/// touched, are removed by the reclaimer (their `INFO keyspace` lines go), while a persistent
+/// key in each stays.
+#[test]
+fn expired_keys_are_reclaimed_in_every_database() {
+    let server = Server::start(&[]);
+    let mut s = server.connect();
+    const N: usize = 2_000;
+    for db in ["5", "15"] {
+        assert_eq!(cmd(&mut s, &["SELECT", db]), b"+OK\r\n");
+        assert_eq!(cmd(&mut s, &["SET", "stays", "v"]), b"+OK\r\n");
+    }
+    // Both databases' keys stored before either's expire (CONFIG RESETSTAT at each attempt).
+    loop {
+        assert_eq!(cmd(&mut s, &["SELECT", "5"]), b"+OK\r\n");
+        let first = store_keys_expiring_together(&mut s, N);
+        assert_eq!(cmd(&mut s, &["SELECT", "15"]), b"+OK\r\n");
+        let mut batch = Vec::new();
+        let at_ms = (std::time::SystemTime::now()
+            + first.saturating_duration_since(Instant::now()))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+        for i in 0..N {
+            batch.extend(resp_str(&["SET", &format!("exp:{i}"), "v", "PXAT", &at_ms]));
+        }
+        s.write_all(&batch).unwrap();
+        assert!(read_replies(&mut s, N).iter().all(|r| r == b"+OK\r\n"));
+        if Instant::now() < first {
+            break;
+        }
+    }
+    assert_eq!(cmd(&mut s, &["SELECT", "0"]), b"+OK\r\n");
+    // Only INFO is polled: no command touches the keys (a liveness bound only).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ks = info(&mut s, "keyspace");
+        let expired = info_field(&info(&mut s, "stats"), "expired_keys").unwrap();
+        if expired >= 2 * N as u64 {
+            assert!(ks.contains("db5:keys=1,expires=0"), "{ks}");
+            assert!(ks.contains("db15:keys=1,expires=0"), "{ks}");
+            let entries = info_field(&info(&mut s, "memory"), "stored_entries").unwrap();
+            assert_eq!(entries, 2, "the expired entries are physically gone");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expired_keys={expired} of {}; {ks}",
+            2 * N
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SCAN's guarantee: a key present for the whole scan is returned (at least once), while other
+/// clients insert (growing the tables, few shards so each grows a lot) and delete keys.
+#[test]
+fn scan_returns_every_key_present_throughout_under_writes_and_growth() {
+    const STABLE: usize = 5_000;
+    let server = Server::start(&["--shards", "2"]);
+    let mut s = server.connect();
+    let mut batch = Vec::new();
+    for i in 0..STABLE {
+        batch.extend(resp_str(&["SET", &format!("stable:{i}"), "v"]));
+    }
+    s.write_all(&batch).unwrap();
+    assert!(read_replies(&mut s, STABLE).iter().all(|r| r == b"+OK\r\n"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let inserted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // The writers insert until `target`, which each scan raises part-way through.
+    let target = Arc::new(std::sync::atomic::AtomicU64::new(2_000));
+    let port = server.port();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (stop, inserted, target) = (
+                Arc::clone(&stop),
+                Arc::clone(&inserted),
+                Arc::clone(&target),
+            );
+            std::thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if inserted.load(Ordering::Relaxed) >= target.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    let mut batch = Vec::new();
+                    for i in n..n + 100 {
+                        batch.extend(resp_str(&["SET", &format!("churn:{w}:{i}"), "v"]));
+                        // Deletes some, so slots are freed and reused as well.
+                        if i % 3 == 0 && i >= 50 {
+                            batch.extend(resp_str(&["DEL", &format!("churn:{w}:{}", i - 50)]));
+                        }
+                    }
+                    let n_cmds = (n..n + 100).filter(|i| i % 3 == 0 && *i >= 50).count() + 100;
+                    c.write_all(&batch).unwrap();
+                    read_replies(&mut c, n_cmds);
+                    n += 100;
+                    inserted.fetch_add(100, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // The writers are under way before the first scan starts.
+    shardcache_tests::wait_until("the writers' first keys", Duration::from_secs(60), || {
+        inserted.load(Ordering::Relaxed) >= 2_000
+    });
+    let mut grown_during = Vec::new();
+    for _ in 0..3 {
+        let before = inserted.load(Ordering::Relaxed);
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = "0".to_string();
+        let mut mid_scan_wait_done = false;
+        loop {
+            let r = cmd(&mut s, &["SCAN", &cursor, "COUNT", "200"]);
+            let text = text(&r);
+            let lines: Vec<&str> = text.split("\r\n").collect();
+            // *2, $len, cursor, *n, then $len/key pairs.
+            cursor = lines[2].to_string();
+            for k in lines[4..].iter().skip(1).step_by(2) {
+                if let Some(i) = k.strip_prefix("stable:") {
+                    seen.insert(i.parse::<usize>().unwrap());
+                }
+            }
+            if cursor == "0" {
+                break;
+            }
+            // Part-way through each scan, the writers insert (and grow tables) before it goes on.
+            if !mid_scan_wait_done {
+                mid_scan_wait_done = true;
+                let at = target.fetch_add(20_000, Ordering::Relaxed) + 20_000;
+                shardcache_tests::wait_until(
+                    "inserts during the scan",
+                    Duration::from_secs(60),
+                    || inserted.load(Ordering::Relaxed) >= at,
+                );
+            }
+        }
+        grown_during.push(inserted.load(Ordering::Relaxed) - before);
+        let missing: Vec<usize> = (0..STABLE).filter(|i| !seen.contains(i)).collect();
+        assert!(
+            missing.is_empty(),
+            "{} stable keys not returned by a full scan, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    println!("keys inserted during each full scan: {grown_during:?}");
 }

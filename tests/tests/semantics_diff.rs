@@ -6,8 +6,9 @@
 //! * KEYS / SCAN: compared as sets (elements sorted);
 //! * RANDOMKEY: only "nil or not" (the key is random by definition).
 //!
-//! The seed is printed; rerun one with `SEMANTICS_SEED=<n>`. The match rate must be at least
-//! 99.5%; every difference is printed.
+//! The seed is printed; rerun one with `SEMANTICS_SEED=<n>`. Every difference is printed, and
+//! any difference that is not one of the known ones (see [`known_difference`], and the
+//! README's "Differences from Redis") fails the test.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -579,6 +580,8 @@ fn command_stream_matches_redis() {
         now_s,
     };
     let mut diffs = Vec::new();
+    let mut explained = Vec::new();
+    let mut past_expiry_writes = 0u64;
     for i in 0..COMMANDS {
         let (cmd, compare) = gen.command();
         let args: Vec<&[u8]> = cmd.iter().map(|w| w.as_bytes()).collect();
@@ -597,6 +600,7 @@ fn command_stream_matches_redis() {
                 String::from_utf8_lossy(&ra),
                 String::from_utf8_lossy(&rb)
             );
+            let mut known = None;
             if cmd[0] == "DBSIZE" {
                 // Show which keys differ.
                 let keys = resp(&[b"KEYS", b"*"]);
@@ -614,18 +618,61 @@ fn command_stream_matches_redis() {
                     show(&ka),
                     show(&kb)
                 ));
+                known = known_difference(&ra, &rb, &ka, &kb, past_expiry_writes);
             }
-            diffs.push(d);
+            match known {
+                Some(why) => explained.push(format!("{d}\n   known: {why}")),
+                None => diffs.push(d),
+            }
+        }
+        if writes_past_expiry(&cmd) {
+            past_expiry_writes += 1;
         }
     }
-    for d in &diffs {
+    for d in explained.iter().chain(&diffs) {
         println!("{d}");
     }
-    let rate = 100.0 * (COMMANDS - diffs.len()) as f64 / COMMANDS as f64;
     println!(
-        "semantics_diff: {} of {COMMANDS} replies match ({rate:.2}%), {} differ",
-        COMMANDS - diffs.len(),
+        "semantics_diff: {} of {COMMANDS} replies match, {} differ as known, {} differ otherwise",
+        COMMANDS - diffs.len() - explained.len(),
+        explained.len(),
         diffs.len()
     );
-    assert!(rate >= 99.5, "match rate {rate:.2}% is below 99.5%");
+    assert!(
+        diffs.is_empty(),
+        "{} unexplained differences from Redis (printed above; rerun with SEMANTICS_SEED={seed})",
+        diffs.len()
+    );
+}
+
+/// Whether `cmd` stores a key whose expiry time is already past (`EXAT`/`PXAT` in the past
+/// on `SET`, `GETEX`…, or `EXPIREAT`/`PEXPIREAT` with a past time on Redis 7.0, which deletes
+/// instead, so it is not counted). Over-approximated: any write with `EXAT`/`PXAT` counts.
+fn writes_past_expiry(cmd: &[String]) -> bool {
+    matches!(cmd[0].as_str(), "SET" | "GETEX")
+        && cmd
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case("EXAT") || w.eq_ignore_ascii_case("PXAT"))
+}
+
+/// The one difference the stream is known to find, with its explanation; `None` for any other.
+///
+/// `DBSIZE` after a write with an expiry time already past: Redis 7.0 stores `SET k v EXAT
+/// <past>` as a key that is already expired and counts it in `DBSIZE` until active expiry
+/// removes it, while `KEYS` already omits it; shardcache's `DBSIZE` never counts an expired key.
+/// So the key sets (`KEYS *`) must be equal, shardcache's `DBSIZE` must be their size, Redis's
+/// larger by at most the writes with `EXAT`/`PXAT` so far.
+fn known_difference(
+    ours: &[u8],
+    theirs: &[u8],
+    keys_ours: &[Vec<u8>],
+    keys_redis: &[Vec<u8>],
+    past_expiry_writes: u64,
+) -> Option<&'static str> {
+    let (a, b) = (integer(ours)?, integer(theirs)?);
+    (keys_ours == keys_redis
+        && a == keys_ours.len() as i64
+        && b > a
+        && (b - a) as u64 <= past_expiry_writes)
+        .then_some("Redis's DBSIZE counts a key stored with an expiry time already past")
 }

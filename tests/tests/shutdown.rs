@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shardcache_tests::{reply_len, resp_str, Server};
+use shardcache_tests::{reply_len, resp_str, wait_until, Server};
 
 const WRITERS: usize = 8;
 const BATCH: u64 = 32;
@@ -71,7 +71,12 @@ fn writer(port: u16, w: usize, acked: Arc<AtomicU64>) -> (Vec<u8>, u64) {
 
 /// Reads back acknowledged writes until the server closes; returns every byte received and
 /// the requests' expected replies, in order.
-fn reader(port: u16, acked: Vec<Arc<AtomicU64>>, stop: Arc<AtomicBool>) -> (Vec<u8>, Vec<Vec<u8>>) {
+fn reader(
+    port: u16,
+    acked: Vec<Arc<AtomicU64>>,
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     c.set_read_timeout(Some(Duration::from_secs(20))).ok();
     let mut all = Vec::new();
@@ -111,6 +116,7 @@ fn reader(port: u16, acked: Vec<Arc<AtomicU64>>, stop: Arc<AtomicBool>) -> (Vec<
             break;
         }
         round += 1;
+        rounds.store(round, Ordering::SeqCst);
     }
     (all, want)
 }
@@ -126,14 +132,21 @@ fn sigterm_under_load_truncates_nothing() {
             std::thread::spawn(move || writer(port, w, a))
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Every writer is under way (several batches acknowledged)...
+    wait_until("every writer acknowledged", Duration::from_secs(60), || {
+        acked.iter().all(|a| a.load(Ordering::SeqCst) >= 4 * BATCH)
+    });
     let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicU64::new(0));
     let rd = {
         let acked = acked.clone();
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || reader(port, acked, stop))
+        let (stop, rounds) = (Arc::clone(&stop), Arc::clone(&rounds));
+        std::thread::spawn(move || reader(port, acked, stop, rounds))
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // ...and so is the reader, when SIGTERM arrives.
+    wait_until("the reader's first rounds", Duration::from_secs(60), || {
+        rounds.load(Ordering::SeqCst) >= 4
+    });
     let status = server.terminate(Duration::from_secs(15));
     stop.store(true, Ordering::Relaxed);
     assert_eq!(
@@ -168,4 +181,57 @@ fn sigterm_under_load_truncates_nothing() {
         "{total} writes acknowledged by {WRITERS} writers; {} reads of acknowledged keys, all correct; exit 0",
         replies.len()
     );
+}
+
+/// `--shutdown-timeout` bounds a stop that a client holds up: it pipelines `GET`s of a 1 MiB
+/// value and never reads, so its connection is stuck writing when SIGTERM arrives. The server
+/// waits the timeout, logs that it closes the connections still open, and exits 0; a client
+/// that does read is served until the stop.
+#[test]
+fn shutdown_timeout_closes_a_client_that_never_reads() {
+    let mut server = Server::start(&["--shutdown-timeout", "1"]);
+    let mut c = server.connect();
+    let big = vec![b'v'; 1 << 20];
+    let set = shardcache_tests::resp(&[b"SET", b"big", &big]);
+    assert_eq!(shardcache_tests::roundtrip(&mut c, &set, 1)[0], b"+OK\r\n");
+    // Write GETs until a write blocks: the server has stopped reading this client because
+    // its replies are not being read.
+    let mut stuck = server.connect();
+    stuck
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let batch = resp_str(&["GET", "big"]).repeat(64);
+    let mut blocked = false;
+    for _ in 0..100_000 {
+        if let Err(e) = stuck.write_all(&batch) {
+            assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{e}"
+            );
+            blocked = true;
+            break;
+        }
+    }
+    assert!(
+        blocked,
+        "the server kept reading from a client that never reads"
+    );
+    assert_eq!(
+        shardcache_tests::roundtrip(&mut c, b"PING\r\n", 1)[0],
+        b"+PONG\r\n"
+    );
+    let status = server
+        .terminate(Duration::from_secs(60))
+        .expect("the server exits once the shutdown timeout has passed");
+    assert_eq!(status.code(), Some(0));
+    let log = server.log().join("\n");
+    assert!(
+        log.contains("connections still open at the shutdown deadline; closing them"),
+        "{log}"
+    );
+    assert!(log.contains("shardcache stopped"), "{log}");
+    drop(stuck);
 }

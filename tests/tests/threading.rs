@@ -23,9 +23,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn field(info: &str, name: &str) -> Option<String> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
+    shardcache_tests::info_value(info, name).map(str::to_string)
 }
 
 /// The names of the server process's threads.
@@ -48,12 +46,20 @@ fn workers_start_and_are_reported() {
     let info = text(&cmd(&mut c, &["INFO", "server"]));
     assert_eq!(field(&info, "threads").as_deref(), Some("4"), "{info}");
     if std::path::Path::new("/proc/self/task").exists() {
-        let names = thread_names(s.pid());
-        for i in 0..4 {
+        // A thread names itself once it runs, which may be after the server answers: wait
+        // for the names (a liveness bound only).
+        let named = |names: &[String]| {
+            (0..4).all(|i| names.iter().any(|n| n == &format!("shardcache-w{i}")))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut names = thread_names(s.pid());
+        while !named(&names) {
             assert!(
-                names.iter().any(|n| n == &format!("shardcache-w{i}")),
-                "worker {i} missing: {names:?}"
+                std::time::Instant::now() < deadline,
+                "workers missing: {names:?}"
             );
+            std::thread::sleep(Duration::from_millis(10));
+            names = thread_names(s.pid());
         }
     }
 }
@@ -86,10 +92,11 @@ fn statistics_are_summed_over_workers_and_reset() {
         "GETs and rejected GETs of all workers: {stats}"
     );
     let info = text(&cmd(&mut c, &["INFO", "stats"]));
-    // 600 calls, 6 rejected, 6 unknown, plus the INFO commandstats just run.
+    // 600 calls, 6 rejected, 6 unknown, plus the INFO commandstats just run and the
+    // harness's readiness PING.
     assert_eq!(
         field(&info, "total_commands_processed").as_deref(),
-        Some("613"),
+        Some("614"),
         "{info}"
     );
     let input: u64 = field(&info, "total_net_input_bytes")

@@ -299,11 +299,7 @@ fn python_with_redis() -> Option<&'static str> {
 fn redis_py_transactions_and_watch() {
     require!("python3");
     let Some(python) = python_with_redis() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3-redis is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: no python3 can import redis");
+        shardcache_tests::skip("no python3 can import redis (python3-redis)");
         return;
     };
     let ours = Server::start(&[]);

@@ -226,6 +226,28 @@ fn three_nodes_behind_nutcracker_share_the_keys() {
         node_of.push(on[0]);
     }
     eprintln!("user:N:name keys per node: {holders:?}");
+    // `user:0` … `user:299` on the same ring (the client's ketama routes exactly as nutcracker
+    // does: ketama_nutcracker.rs): the ring depends on the node names only, and one node gets
+    // none of them.
+    let ring = shardcache_client::Ketama::new(
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                shardcache_client::KetamaNode::parse_twemproxy(&format!(
+                    "127.0.0.1:{port}:1 shardcache-{}",
+                    i + 1
+                ))
+                .expect("a twemproxy server line")
+            })
+            .collect(),
+    );
+    let mut plain = [0usize; 3];
+    for i in 0..300 {
+        plain[ring.node_for(format!("user:{i}").as_bytes())] += 1;
+    }
+    eprintln!("user:N keys per node (ketama): {plain:?}");
+    assert!(plain.contains(&0), "user:N keys per node: {plain:?}");
     assert!(
         holders.iter().all(|&n| n * 5 > keys.len()),
         "keys per node: {holders:?}"

@@ -1,30 +1,25 @@
 //! The `shardcache-bench` binary end to end against a real redis-server (and,
 //! for `load`, a shardcache binary when one is built).
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{require, Redis};
 use shardcache_client::{Client, Frame, Ttl};
+use shardcache_tests::{free_port, require, RedisServer, Server};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_shardcache-bench");
 
 #[test]
 fn run_json_against_redis() {
-    let Some(bin) = require("redis-server") else {
-        return;
-    };
-    let redis = Redis::start(&bin);
+    require!("redis-server");
+    let redis = RedisServer::start(&[]);
     let out = Command::new(BENCH)
         .args([
             "run",
             "--host",
             "127.0.0.1",
             "--port",
-            &redis.port.to_string(),
+            &redis.port().to_string(),
         ])
         .args([
             "--duration",
@@ -54,11 +49,18 @@ fn run_json_against_redis() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON on stdout");
+    // No throughput or duration bound (the machine may be loaded): the report must be
+    // consistent (rate = requests / duration), and the run at least as long as asked.
     let ops = v["ops_per_sec"].as_f64().unwrap();
-    assert!(ops > 100.0, "{v}");
+    let requests = v["requests"].as_u64().unwrap();
+    let duration = v["duration_s"].as_f64().unwrap();
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
-    assert!(v["requests"].as_u64().unwrap() > 100);
-    assert!((v["duration_s"].as_f64().unwrap() - 1.0).abs() < 0.5, "{v}");
+    assert!(requests > 0, "{v}");
+    assert!(duration >= 0.99, "{v}");
+    assert!(
+        (ops - requests as f64 / duration).abs() <= 0.01 * ops,
+        "ops_per_sec is not requests / duration_s: {v}"
+    );
     for section in ["latency_us", "get", "set"] {
         for f in ["p50", "p90", "p99", "p999", "max", "mean"] {
             assert!(
@@ -78,11 +80,9 @@ fn run_json_against_redis() {
 
 #[test]
 fn run_requests_open_loop_and_csv() {
-    let Some(bin) = require("redis-server") else {
-        return;
-    };
-    let redis = Redis::start(&bin);
-    let port = redis.port.to_string();
+    require!("redis-server");
+    let redis = RedisServer::start(&[]);
+    let port = redis.port().to_string();
     // Fixed request count.
     let out = Command::new(BENCH)
         .args([
@@ -139,7 +139,7 @@ fn run_requests_open_loop_and_csv() {
     assert_eq!(col("distribution"), "hotset");
 
     // Nothing listening: a clear failure, not a hang.
-    let dead = common::free_port().to_string();
+    let dead = free_port().to_string();
     let out = Command::new(BENCH)
         .args(["run", "--port", &dead, "--duration", "1"])
         .output()
@@ -152,19 +152,14 @@ fn run_requests_open_loop_and_csv() {
 /// shardcache binary (a wrapper script drops `--shards` / `--metrics-addr`).
 #[test]
 fn sweep_writes_csv_markdown_and_plots() {
-    let Some(bin) = require("redis-server") else {
-        return;
-    };
+    require!("redis-server");
     let dir = std::env::temp_dir().join(format!("sc-sweep-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let wrapper = dir.join("fake-server.sh");
     std::fs::write(
         &wrapper,
-        format!(
-            "#!/bin/sh\n# args: --port P --shards N --metrics-addr ''\nexec {} --port \"$2\" --save '' --appendonly no --bind 127.0.0.1\n",
-            bin.display()
-        ),
+        "#!/bin/sh\n# args: --port P --shards N --metrics-addr ''\nexec redis-server --port \"$2\" --save '' --appendonly no --bind 127.0.0.1\n",
     )
     .unwrap();
     Command::new("chmod")
@@ -195,7 +190,7 @@ fn sweep_writes_csv_markdown_and_plots() {
             "500",
         ])
         .args(["--compare-redis", "--redis-bin"])
-        .arg(&bin)
+        .arg("redis-server")
         .arg("--out")
         .arg(&out_dir)
         .output()
@@ -228,20 +223,6 @@ fn sweep_writes_csv_markdown_and_plots() {
     assert!(out_dir.join("server-shards-4.log").exists());
     assert!(std::fs::read_dir(out_dir.join("info")).unwrap().count() >= 8);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A shardcache binary to run the `load` test against too: `SHARDCACHE_BIN`, else the
-/// workspace's release or debug build if there is one (this crate cannot depend on the
-/// server's binary target).
-fn shardcache_bin() -> Option<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("SHARDCACHE_BIN") {
-        return Some(p.into());
-    }
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    ["release", "debug"]
-        .iter()
-        .map(|profile| target.join(profile).join("shardcache"))
-        .find(|p| p.is_file())
 }
 
 /// Runs `shardcache-bench load` against `port` and checks what it left behind: exactly
@@ -358,49 +339,13 @@ fn check_load(port: u16) {
 
 #[test]
 fn load_sets_every_key_once_redis() {
-    let Some(bin) = require("redis-server") else {
-        return;
-    };
-    let redis = Redis::start(&bin);
-    check_load(redis.port);
+    require!("redis-server");
+    let redis = RedisServer::start(&[]);
+    check_load(redis.port());
 }
 
 #[test]
 fn load_sets_every_key_once_shardcache() {
-    let Some(bin) = shardcache_bin() else {
-        eprintln!(
-            "SKIP: no shardcache binary (cargo build -p shardcache-server, or SHARDCACHE_BIN)"
-        );
-        return;
-    };
-    /// Kills the server even when an assertion fails.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let port = common::free_port();
-    let _server = Killed(
-        Command::new(&bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--metrics-addr",
-                "",
-                "--log-level",
-                "warn",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(
-        common::wait_listening(port, Duration::from_secs(10)),
-        "{} did not start on {port}",
-        bin.display()
-    );
-    check_load(port);
+    let server = Server::start(&[]);
+    check_load(server.port());
 }

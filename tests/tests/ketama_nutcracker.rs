@@ -1,13 +1,12 @@
 //! Our ketama continuum routes keys exactly like the real twemproxy
 //! (`nutcracker`, `distribution: ketama`, `hash: fnv1a_64`).
 
-mod common;
-
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, require, wait_listening, Redis};
 use shardcache_client::{Client, ClientConfig, Ketama, KetamaNode, ShardedClient};
+use shardcache_tests::{free_port, require, wait_until, RedisServer};
 
 /// Keys sent through nutcracker: 1,000 ASCII keys plus a few with bytes >= 0x80
 /// (twemproxy hashes C `char`, signed on x86).
@@ -23,8 +22,7 @@ fn keys() -> Vec<Vec<u8>> {
 /// SETs every key through the proxy and returns the index of the backend that
 /// holds each key.
 async fn route_through_nutcracker(
-    nut: &std::path::Path,
-    redises: &[Redis],
+    redises: &[RedisServer],
     servers: &[String],
     keys: &[Vec<u8>],
 ) -> Vec<usize> {
@@ -41,7 +39,7 @@ async fn route_through_nutcracker(
     let conf = dir.join("nutcracker.yml");
     std::fs::write(&conf, &yaml).unwrap();
     let stats_port = free_port();
-    let mut child = Command::new(nut)
+    let mut child = Command::new("nutcracker")
         .arg("-c")
         .arg(&conf)
         .arg("-o")
@@ -52,9 +50,10 @@ async fn route_through_nutcracker(
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nutcracker");
-    assert!(
-        wait_listening(listen, Duration::from_secs(10)),
-        "nutcracker did not listen; config:\n{yaml}"
+    wait_until(
+        &format!("nutcracker listening; config:\n{yaml}"),
+        Duration::from_secs(20),
+        || TcpStream::connect(("127.0.0.1", listen)).is_ok(),
     );
 
     let mut proxy = Client::connect(format!("127.0.0.1:{listen}"))
@@ -95,18 +94,14 @@ async fn route_through_nutcracker(
 
 #[tokio::test]
 async fn ketama_matches_nutcracker() {
-    let Some(redis_bin) = require("redis-server") else {
-        return;
-    };
-    let Some(nut) = require("nutcracker") else {
-        return;
-    };
-    let redises: Vec<Redis> = (0..3).map(|_| Redis::start(&redis_bin)).collect();
+    require!("redis-server");
+    require!("nutcracker");
+    let redises: Vec<RedisServer> = (0..3).map(|_| RedisServer::start(&[])).collect();
     let keys = keys();
 
     // 1. Unnamed servers `host:port:1`: the ketama name is `host:port`.
     let lines: Vec<String> = redises.iter().map(|r| format!("{}:1", r.addr())).collect();
-    let owner = route_through_nutcracker(&nut, &redises, &lines, &keys).await;
+    let owner = route_through_nutcracker(&redises, &lines, &keys).await;
     let nodes: Vec<KetamaNode> = lines
         .iter()
         .map(|l| KetamaNode::parse_twemproxy(l).unwrap())
@@ -139,7 +134,7 @@ async fn ketama_matches_nutcracker() {
         .enumerate()
         .map(|(i, r)| format!("{}:{} cache-{i}", r.addr(), i + 1))
         .collect();
-    let owner = route_through_nutcracker(&nut, &redises, &lines, &keys).await;
+    let owner = route_through_nutcracker(&redises, &lines, &keys).await;
     let nodes: Vec<KetamaNode> = lines
         .iter()
         .map(|l| KetamaNode::parse_twemproxy(l).unwrap())
