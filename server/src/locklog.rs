@@ -9,15 +9,14 @@
 //! SLOWLOG truncates them) and client, so keys appear here as in SLOWLOG and never in metric
 //! labels. Collecting costs one thread-local read per command when nothing was long.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
 use shardcache_protocol::reply;
 use shardcache_storage::blame::{self, LongHold};
+
+use crate::slowlog::{EntryLog, LogEntry};
 
 /// One logged lock hold (of one command, over one or more shards).
 #[derive(Debug, Clone)]
@@ -59,49 +58,35 @@ impl Entry {
 
 /// The lock log.
 #[derive(Debug)]
-pub struct LockLog {
-    /// Microseconds; negative turns the log off, 0 logs every timed hold.
-    slower_than: AtomicI64,
-    max_len: AtomicUsize,
-    next_id: AtomicU64,
-    entries: Mutex<VecDeque<Entry>>,
+pub struct LockLog(EntryLog<Entry>);
+
+impl std::ops::Deref for LockLog {
+    type Target = EntryLog<Entry>;
+    fn deref(&self) -> &EntryLog<Entry> {
+        &self.0
+    }
+}
+
+impl LogEntry for Entry {
+    fn write_all(out: &mut BytesMut, entries: &[Entry]) {
+        write_entries(out, entries);
+    }
 }
 
 impl LockLog {
     /// A log with the settings `lock-log-slower-than` and `lock-log-max-len`; also tells the
     /// store which holds to queue.
     pub fn new(slower_than: i64, max_len: usize) -> LockLog {
-        let log = LockLog {
-            slower_than: AtomicI64::new(slower_than),
-            max_len: AtomicUsize::new(max_len),
-            next_id: AtomicU64::new(0),
-            entries: Mutex::new(VecDeque::new()),
-        };
+        let log = LockLog(EntryLog::new(slower_than, max_len));
         log.set_slower_than(slower_than);
         log
-    }
-
-    /// `lock-log-slower-than`.
-    pub fn slower_than(&self) -> i64 {
-        self.slower_than.load(Relaxed)
     }
 
     /// `CONFIG SET lock-log-slower-than`. The store's long-hold threshold is process-wide:
     /// with several servers in one process (tests), the last one set wins.
     pub fn set_slower_than(&self, micros: i64) {
-        self.slower_than.store(micros, Relaxed);
+        self.0.set_slower_than(micros);
         blame::set_long_hold_ns(u64::try_from(micros).ok().map(|m| m.saturating_mul(1000)));
-    }
-
-    /// `lock-log-max-len`.
-    pub fn max_len(&self) -> usize {
-        self.max_len.load(Relaxed)
-    }
-
-    /// `CONFIG SET lock-log-max-len`: also trims the log.
-    pub fn set_max_len(&self, n: usize) {
-        self.max_len.store(n, Relaxed);
-        self.entries.lock().truncate(n);
     }
 
     /// Logs the long holds the command that just ran on this thread made, if any.
@@ -129,15 +114,14 @@ impl LockLog {
         peer: SocketAddr,
         name: Option<&str>,
     ) {
-        let max = self.max_len();
-        if max == 0 || self.slower_than() < 0 || holds.is_empty() {
+        if !self.enabled() || holds.is_empty() {
             return;
         }
         let mut shards: Vec<u32> = holds.iter().map(|h| h.lock).collect();
         shards.sort_unstable();
         shards.dedup();
-        let entry = Entry {
-            id: self.next_id.fetch_add(1, Relaxed),
+        self.push(|id| Entry {
+            id,
             time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -150,44 +134,14 @@ impl LockLog {
             args: crate::slowlog::truncate_args(args),
             peer: peer.to_string(),
             name: name.unwrap_or_default().to_string(),
-        };
-        let mut e = self.entries.lock();
-        e.push_front(entry);
-        e.truncate(max);
-    }
-
-    /// `LOCKLOG LEN`.
-    pub fn len(&self) -> usize {
-        self.entries.lock().len()
-    }
-
-    /// Whether the log is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `LOCKLOG RESET`.
-    pub fn reset(&self) {
-        self.entries.lock().clear();
-    }
-
-    /// The newest `count` entries (all for `None`), newest first.
-    pub fn newest(&self, count: Option<usize>) -> Vec<Entry> {
-        let e = self.entries.lock();
-        e.iter()
-            .take(count.unwrap_or(usize::MAX))
-            .cloned()
-            .collect()
+        });
     }
 
     /// The logged entry that cost others most: the most total wait behind it, then the
     /// longest hold (a hold nobody waited for, such as a thread descheduled while holding,
     /// is worst only when no hold made anyone wait).
     pub fn worst(&self) -> Option<Entry> {
-        let e = self.entries.lock();
-        e.iter()
-            .max_by_key(|e| (e.waited_micros, e.hold_micros, e.id))
-            .cloned()
+        self.max_by_key(|e| (e.waited_micros, e.hold_micros, e.id))
     }
 }
 

@@ -35,20 +35,21 @@ pub struct Entry {
     pub name: String,
 }
 
-/// The slow log.
+/// A bounded log of entries, newest first, with a threshold: what SLOWLOG and LOCKLOG
+/// share. Adding an entry takes a mutex, only for an entry that passed the threshold.
 #[derive(Debug)]
-pub struct SlowLog {
-    /// Microseconds; negative turns the log off, 0 logs every command.
+pub struct EntryLog<E> {
+    /// Microseconds; negative turns the log off, 0 logs everything.
     slower_than: AtomicI64,
     max_len: AtomicUsize,
     next_id: AtomicU64,
-    entries: Mutex<VecDeque<Entry>>,
+    entries: Mutex<VecDeque<E>>,
 }
 
-impl SlowLog {
-    /// A log with Redis's settings `slowlog-log-slower-than` and `slowlog-max-len`.
-    pub fn new(slower_than: i64, max_len: usize) -> SlowLog {
-        SlowLog {
+impl<E: Clone> EntryLog<E> {
+    /// An empty log with a threshold (µs) and a length.
+    pub fn new(slower_than: i64, max_len: usize) -> Self {
+        EntryLog {
             slower_than: AtomicI64::new(slower_than),
             max_len: AtomicUsize::new(max_len),
             next_id: AtomicU64::new(0),
@@ -56,70 +57,46 @@ impl SlowLog {
         }
     }
 
-    /// `slowlog-log-slower-than`.
+    /// The threshold in microseconds.
     pub fn slower_than(&self) -> i64 {
         self.slower_than.load(Relaxed)
     }
 
-    /// `CONFIG SET slowlog-log-slower-than`.
+    /// `CONFIG SET …-slower-than`.
     pub fn set_slower_than(&self, v: i64) {
         self.slower_than.store(v, Relaxed);
     }
 
-    /// `slowlog-max-len`.
-    pub fn max_len(&self) -> usize {
-        self.max_len.load(Relaxed)
-    }
-
-    /// `CONFIG SET slowlog-max-len`: also trims the log.
-    pub fn set_max_len(&self, n: usize) {
-        self.max_len.store(n, Relaxed);
-        self.entries.lock().truncate(n);
-    }
-
-    /// Whether a command that ran `nanos` is to be logged (the fast path: no lock).
-    #[inline]
-    pub fn is_slow(&self, nanos: u64) -> bool {
-        let t = self.slower_than.load(Relaxed);
-        t >= 0 && nanos / 1000 >= t as u64
-    }
-
-    /// Logs a command (call when [`SlowLog::is_slow`]).
-    pub fn record(&self, nanos: u64, args: &[Bytes], peer: SocketAddr, name: Option<&str>) {
-        let max = self.max_len();
-        if max == 0 {
-            return;
-        }
-        let entry = Entry {
-            id: self.next_id.fetch_add(1, Relaxed),
-            time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            micros: nanos / 1000,
-            args: truncate_args(args),
-            peer: peer.to_string(),
-            name: name.unwrap_or_default().to_string(),
-        };
-        let mut e = self.entries.lock();
-        e.push_front(entry);
-        e.truncate(max);
-    }
-
-    /// Whether commands are to be timed for the log at all (threshold not negative).
+    /// Whether anything is logged at all (threshold not negative).
     #[inline]
     pub fn enabled(&self) -> bool {
         self.slower_than.load(Relaxed) >= 0
     }
 
-    /// Logs the command if `nanos` reaches the threshold (one comparison otherwise).
-    #[inline]
-    pub fn note(&self, nanos: u64, args: &[Bytes], peer: SocketAddr, name: Option<&str>) {
-        if self.is_slow(nanos) {
-            self.record(nanos, args, peer, name);
-        }
+    /// Entries kept.
+    pub fn max_len(&self) -> usize {
+        self.max_len.load(Relaxed)
     }
 
-    /// `SLOWLOG LEN`.
+    /// `CONFIG SET …-max-len`: also trims the log.
+    pub fn set_max_len(&self, n: usize) {
+        self.max_len.store(n, Relaxed);
+        self.entries.lock().truncate(n);
+    }
+
+    /// Adds the entry `make` builds from the next id (nothing when the log keeps none).
+    pub fn push(&self, make: impl FnOnce(u64) -> E) {
+        let max = self.max_len();
+        if max == 0 {
+            return;
+        }
+        let entry = make(self.next_id.fetch_add(1, Relaxed));
+        let mut e = self.entries.lock();
+        e.push_front(entry);
+        e.truncate(max);
+    }
+
+    /// `… LEN`.
     pub fn len(&self) -> usize {
         self.entries.lock().len()
     }
@@ -129,18 +106,104 @@ impl SlowLog {
         self.len() == 0
     }
 
-    /// `SLOWLOG RESET`.
+    /// `… RESET`.
     pub fn reset(&self) {
         self.entries.lock().clear();
     }
 
     /// The newest `count` entries (all for `None`), newest first.
-    pub fn newest(&self, count: Option<usize>) -> Vec<Entry> {
+    pub fn newest(&self, count: Option<usize>) -> Vec<E> {
         let e = self.entries.lock();
         e.iter()
             .take(count.unwrap_or(usize::MAX))
             .cloned()
             .collect()
+    }
+
+    /// The entry with the greatest `key`, if any.
+    pub fn max_by_key<K: Ord>(&self, key: impl Fn(&E) -> K) -> Option<E> {
+        self.entries.lock().iter().max_by_key(|e| key(e)).cloned()
+    }
+}
+
+/// An entry of an [`EntryLog`] that `… GET` can write.
+pub trait LogEntry: Clone {
+    /// Writes `entries` as the log's `GET` answers them.
+    fn write_all(out: &mut BytesMut, entries: &[Self]);
+}
+
+/// What `SLOWLOG`/`LOCKLOG` `GET`, `LEN` and `RESET` need of a log.
+pub trait LogCommands {
+    /// `GET [count]`: writes the newest `count` entries (all for `None`).
+    fn write_newest(&self, out: &mut BytesMut, count: Option<usize>);
+    /// `LEN`.
+    fn entries(&self) -> usize;
+    /// `RESET`.
+    fn clear(&self);
+}
+
+impl<E: LogEntry> LogCommands for EntryLog<E> {
+    fn write_newest(&self, out: &mut BytesMut, count: Option<usize>) {
+        E::write_all(out, &self.newest(count));
+    }
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn clear(&self) {
+        self.reset();
+    }
+}
+
+/// The slow log.
+#[derive(Debug)]
+pub struct SlowLog(EntryLog<Entry>);
+
+impl std::ops::Deref for SlowLog {
+    type Target = EntryLog<Entry>;
+    fn deref(&self) -> &EntryLog<Entry> {
+        &self.0
+    }
+}
+
+impl LogEntry for Entry {
+    fn write_all(out: &mut BytesMut, entries: &[Entry]) {
+        write_entries(out, entries);
+    }
+}
+
+impl SlowLog {
+    /// A log with Redis's settings `slowlog-log-slower-than` and `slowlog-max-len`.
+    pub fn new(slower_than: i64, max_len: usize) -> SlowLog {
+        SlowLog(EntryLog::new(slower_than, max_len))
+    }
+
+    /// Whether a command that ran `nanos` is to be logged (the fast path: no lock).
+    #[inline]
+    pub fn is_slow(&self, nanos: u64) -> bool {
+        let t = self.slower_than();
+        t >= 0 && nanos / 1000 >= t as u64
+    }
+
+    /// Logs a command (call when [`SlowLog::is_slow`]).
+    pub fn record(&self, nanos: u64, args: &[Bytes], peer: SocketAddr, name: Option<&str>) {
+        self.push(|id| Entry {
+            id,
+            time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            micros: nanos / 1000,
+            args: truncate_args(args),
+            peer: peer.to_string(),
+            name: name.unwrap_or_default().to_string(),
+        });
+    }
+
+    /// Logs the command if `nanos` reaches the threshold (one comparison otherwise).
+    #[inline]
+    pub fn note(&self, nanos: u64, args: &[Bytes], peer: SocketAddr, name: Option<&str>) {
+        if self.is_slow(nanos) {
+            self.record(nanos, args, peer, name);
+        }
     }
 }
 

@@ -61,17 +61,29 @@ const SLOWLOG_HELP: &[&str] = &[
 
 /// `SLOWLOG GET [count] | LEN | RESET | HELP`, with Redis 7.0's replies and texts.
 pub fn slowlog(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let shared = ctx.shared;
+    log_command(ctx, args, "slowlog", SLOWLOG_HELP, &*shared.slowlog)
+}
+
+/// SLOWLOG's subcommands over `log` (also LOCKLOG's), with Redis 7.0's texts.
+fn log_command(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    name: &str,
+    help: &[&str],
+    log: &dyn crate::slowlog::LogCommands,
+) -> CmdResult {
     use super::generic::{answered_help, sub_arity, unknown_sub};
-    if answered_help(ctx, args, "slowlog", SLOWLOG_HELP)? {
+    if answered_help(ctx, args, name, help)? {
         return Ok(());
     }
     let sub = &args[1];
-    let log = &ctx.shared.slowlog;
     if eq_ic(sub, "get") {
         if args.len() > 3 {
             return Err(CmdError::msg(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
-                String::from_utf8_lossy(sub)
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+                String::from_utf8_lossy(sub),
+                name.to_ascii_uppercase()
             )));
         }
         let count = match args.get(2) {
@@ -86,21 +98,21 @@ pub fn slowlog(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 usize::try_from(n).ok()
             }
         };
-        crate::slowlog::write_entries(ctx.out, &log.newest(count));
+        log.write_newest(ctx.out, count);
         Ok(())
     } else if eq_ic(sub, "len") {
         if args.len() != 2 {
-            return Err(sub_arity("slowlog", sub));
+            return Err(sub_arity(name, sub));
         }
-        ctx.int(log.len() as i64)
+        ctx.int(log.entries() as i64)
     } else if eq_ic(sub, "reset") {
         if args.len() != 2 {
-            return Err(sub_arity("slowlog", sub));
+            return Err(sub_arity(name, sub));
         }
-        log.reset();
+        log.clear();
         ctx.ok()
     } else {
-        Err(unknown_sub("slowlog", sub))
+        Err(unknown_sub(name, sub))
     }
 }
 
@@ -122,44 +134,8 @@ const LOCKLOG_HELP: &[&str] = &[
 
 /// `LOCKLOG GET [count] | LEN | RESET | HELP`: SLOWLOG's interface over the lock log.
 pub fn locklog(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    use super::generic::{answered_help, sub_arity, unknown_sub};
-    if answered_help(ctx, args, "locklog", LOCKLOG_HELP)? {
-        return Ok(());
-    }
-    let sub = &args[1];
-    let log = &ctx.shared.locklog;
-    if eq_ic(sub, "get") {
-        if args.len() > 3 {
-            return Err(sub_arity("locklog", sub));
-        }
-        let count = match args.get(2) {
-            None => Some(10),
-            Some(a) => {
-                let n = super::parse_i64_strict(a).unwrap_or(i64::MIN);
-                if n < -1 {
-                    return Err(CmdError::msg(
-                        "ERR count should be greater than or equal to -1",
-                    ));
-                }
-                usize::try_from(n).ok()
-            }
-        };
-        crate::locklog::write_entries(ctx.out, &log.newest(count));
-        Ok(())
-    } else if eq_ic(sub, "len") {
-        if args.len() != 2 {
-            return Err(sub_arity("locklog", sub));
-        }
-        ctx.int(log.len() as i64)
-    } else if eq_ic(sub, "reset") {
-        if args.len() != 2 {
-            return Err(sub_arity("locklog", sub));
-        }
-        log.reset();
-        ctx.ok()
-    } else {
-        Err(unknown_sub("locklog", sub))
-    }
+    let shared = ctx.shared;
+    log_command(ctx, args, "locklog", LOCKLOG_HELP, &*shared.locklog)
 }
 
 const LATENCY_HELP: &[&str] = &[
