@@ -68,8 +68,30 @@ impl std::ops::Deref for LockLog {
 }
 
 impl LogEntry for Entry {
+    /// Writes entries as `LOCKLOG GET` answers them: per entry an array of id, unix time, hold
+    /// in microseconds, the shards (array of integers), the mode, the acquisitions waiting at
+    /// release, their total wait in microseconds, the arguments, the client's address and name.
     fn write_all(out: &mut BytesMut, entries: &[Entry]) {
-        write_entries(out, entries);
+        reply::array_len(out, entries.len());
+        for e in entries {
+            reply::array_len(out, 10);
+            reply::integer(out, e.id as i64);
+            reply::integer(out, e.time as i64);
+            reply::integer(out, e.hold_micros as i64);
+            reply::array_len(out, e.shards.len());
+            for s in &e.shards {
+                reply::integer(out, i64::from(*s));
+            }
+            reply::bulk(out, e.mode().as_bytes());
+            reply::integer(out, e.waiters as i64);
+            reply::integer(out, e.waited_micros as i64);
+            reply::array_len(out, e.args.len());
+            for a in &e.args {
+                reply::bulk(out, a);
+            }
+            reply::bulk(out, e.peer.as_bytes());
+            reply::bulk(out, e.name.as_bytes());
+        }
     }
 }
 
@@ -142,32 +164,6 @@ impl LockLog {
     /// is worst only when no hold made anyone wait).
     pub fn worst(&self) -> Option<Entry> {
         self.max_by_key(|e| (e.waited_micros, e.hold_micros, e.id))
-    }
-}
-
-/// Writes entries as `LOCKLOG GET` answers them: per entry an array of id, unix time, hold
-/// in microseconds, the shards (array of integers), the mode, the acquisitions waiting at
-/// release, their total wait in microseconds, the arguments, the client's address and name.
-pub fn write_entries(out: &mut BytesMut, entries: &[Entry]) {
-    reply::array_len(out, entries.len());
-    for e in entries {
-        reply::array_len(out, 10);
-        reply::integer(out, e.id as i64);
-        reply::integer(out, e.time as i64);
-        reply::integer(out, e.hold_micros as i64);
-        reply::array_len(out, e.shards.len());
-        for s in &e.shards {
-            reply::integer(out, i64::from(*s));
-        }
-        reply::bulk(out, e.mode().as_bytes());
-        reply::integer(out, e.waiters as i64);
-        reply::integer(out, e.waited_micros as i64);
-        reply::array_len(out, e.args.len());
-        for a in &e.args {
-            reply::bulk(out, a);
-        }
-        reply::bulk(out, e.peer.as_bytes());
-        reply::bulk(out, e.name.as_bytes());
     }
 }
 

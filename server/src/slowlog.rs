@@ -166,8 +166,22 @@ impl std::ops::Deref for SlowLog {
 }
 
 impl LogEntry for Entry {
+    /// Writes entries as `SLOWLOG GET` answers them: per entry an array of id, time, duration,
+    /// the arguments, the client's address and name.
     fn write_all(out: &mut BytesMut, entries: &[Entry]) {
-        write_entries(out, entries);
+        reply::array_len(out, entries.len());
+        for e in entries {
+            reply::array_len(out, 6);
+            reply::integer(out, e.id as i64);
+            reply::integer(out, e.time as i64);
+            reply::integer(out, e.micros as i64);
+            reply::array_len(out, e.args.len());
+            for a in &e.args {
+                reply::bulk(out, a);
+            }
+            reply::bulk(out, e.peer.as_bytes());
+            reply::bulk(out, e.name.as_bytes());
+        }
     }
 }
 
@@ -226,24 +240,6 @@ pub(crate) fn truncate_args(args: &[Bytes]) -> Vec<Bytes> {
             }
         })
         .collect()
-}
-
-/// Writes entries as `SLOWLOG GET` answers them: per entry an array of id, time, duration,
-/// the arguments, the client's address and name.
-pub fn write_entries(out: &mut BytesMut, entries: &[Entry]) {
-    reply::array_len(out, entries.len());
-    for e in entries {
-        reply::array_len(out, 6);
-        reply::integer(out, e.id as i64);
-        reply::integer(out, e.time as i64);
-        reply::integer(out, e.micros as i64);
-        reply::array_len(out, e.args.len());
-        for a in &e.args {
-            reply::bulk(out, a);
-        }
-        reply::bulk(out, e.peer.as_bytes());
-        reply::bulk(out, e.name.as_bytes());
-    }
 }
 
 #[cfg(test)]

@@ -37,32 +37,6 @@ use std::time::Instant;
 /// One timed acquisition in this many (of each lock and mode) when the holder is not timed.
 pub const HOLD_SAMPLE: u64 = 256;
 
-/// Upper bounds (inclusive, nanoseconds) of the lock-wait histogram buckets: 100 ns to
-/// 100 ms, 1-2.5-5 log spaced. A last, implicit `+Inf` bucket follows, so histograms have
-/// `LOCK_WAIT_BUCKETS_NS.len() + 1` buckets. Exposed so the server can print Prometheus
-/// `le` labels.
-pub const LOCK_WAIT_BUCKETS_NS: &[u64] = &[
-    100,
-    250,
-    500,
-    1_000,
-    2_500,
-    5_000,
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-];
-
 /// Upper bounds (inclusive, nanoseconds) of the hold-time histograms: 100 ns to 1 s,
 /// 1-2.5-5 log spaced, then an implicit `+Inf`.
 pub const LOCK_HOLD_BUCKETS_NS: &[u64] = &[
@@ -89,6 +63,12 @@ pub const LOCK_HOLD_BUCKETS_NS: &[u64] = &[
     500_000_000,
     1_000_000_000,
 ];
+
+/// Upper bounds (inclusive, nanoseconds) of the lock-wait histogram buckets: the hold bounds
+/// up to 100 ms (100 ns to 100 ms, 1-2.5-5 log spaced). A last, implicit `+Inf` bucket
+/// follows, so histograms have `LOCK_WAIT_BUCKETS_NS.len() + 1` buckets. Exposed so the
+/// server can print Prometheus `le` labels.
+pub const LOCK_WAIT_BUCKETS_NS: &[u64] = LOCK_HOLD_BUCKETS_NS.split_at(19).0;
 
 /// Holder tag of lock acquisitions made outside any command (store internals, tests).
 pub const TAG_NONE: u16 = 0;

@@ -2,30 +2,18 @@
 //! GET/SET load) and a hot-key storm must be told apart by LOCKLOG, the blame series, the
 //! verdict of INFO contention and the real `go tool pprof` reading /debug/pprof/mutex.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shardcache_tests::{read_replies, require, resp_str, roundtrip, Server};
+use shardcache_tests::{http_get, read_replies, require, resp_str, roundtrip, Server};
 
-/// Plain HTTP GET on loopback; returns the body.
+/// The body of a plain HTTP GET on loopback.
 fn http_body(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read http");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+    http_get(port, path).1
 }
 
 /// Every `name{command="…"} value` line of a metric family, as (command, value).

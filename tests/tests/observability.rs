@@ -1,31 +1,12 @@
 //! Contention observability, end to end: the metrics endpoint, promtool, a real Prometheus,
 //! INFO contention / commandstats / latencystats and HOTKEYS under a one-key write storm.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shardcache_tests::{free_port, read_replies, require, resp_str, roundtrip, Server};
-
-/// Plain HTTP GET on loopback; returns (status line, body).
-fn http_get(port: u16, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read http");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    )
-}
+use shardcache_tests::{free_port, http_get, read_replies, require, resp_str, roundtrip, Server};
 
 /// The value of one exact series line in an exposition.
 fn series(body: &str, name_and_labels: &str) -> Option<f64> {
