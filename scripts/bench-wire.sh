@@ -22,7 +22,8 @@
 #
 # Environment: ROUNDS (5), N1 (requests per -P 1 test, 500000), N16 (per -P 16 test, 2000000),
 # CLIENTS (50), KEYSPACE (100000), SIZE (32), EXTRA_ARGS (extra shardcache options),
-# RPORT/SPORT/SPORT2 (ports), RAW (a file to which every measurement line is appended).
+# RPORT/SPORT/SPORT2 (ports), RAW (a file to which every measurement line is appended),
+# PIPES ("1 16": the pipeline depths) and TESTS ("set get") to run a subset.
 # EXTRA_ARGS='--io-backend io_uring' runs the other modes' shardcache servers on io_uring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,8 @@ N16=${N16:-2000000}
 CLIENTS=${CLIENTS:-50}
 KEYSPACE=${KEYSPACE:-100000}
 SIZE=${SIZE:-32}
+PIPES=${PIPES:-1 16}
+TESTS=${TESTS:-set get}
 EXTRA_ARGS=${EXTRA_ARGS:-}
 RPORT=${RPORT:-16379}
 SPORT=${SPORT:-16380}
@@ -120,8 +123,8 @@ rounds() {
     local order=("$a" "$b")
     [ $((r % 2)) -eq 0 ] && order=("$b" "$a")
     for s in "${order[@]}"; do
-      for p in 1 16; do
-        for t in set get; do measure "$r" "$s" "$t" "$p" "$bcpus" "$@"; done
+      for p in $PIPES; do
+        for t in $TESTS; do measure "$r" "$s" "$t" "$p" "$bcpus" "$@"; done
       done
     done
   done
@@ -138,8 +141,8 @@ rounds_rotating() {
   for r in $(seq 1 "$ROUNDS"); do
     for i in $(seq 0 $((n - 1))); do
       local s=${servers[$(((r - 1 + i) % n))]}
-      for p in 1 16; do
-        for t in set get; do measure "$r" "$s" "$t" "$p" "$bcpus" "$@"; done
+      for p in $PIPES; do
+        for t in $TESTS; do measure "$r" "$s" "$t" "$p" "$bcpus" "$@"; done
       done
     done
   done

@@ -322,6 +322,14 @@ impl<T> InstrumentedRwLock<T> {
         self.instrument
     }
 
+    /// Takes a shared lock if it is free right now, without counting it or naming a holder:
+    /// for hints that may be skipped ([`crate::Store::prefetch`]), which never wait and hold
+    /// the lock for a few nanoseconds.
+    #[inline]
+    pub fn try_read_uncounted(&self) -> Option<parking_lot::RwLockReadGuard<'_, T>> {
+        self.lock.try_read()
+    }
+
     /// Takes a shared lock, counting it.
     #[inline]
     pub fn read(&self) -> ReadGuard<'_, T> {

@@ -65,6 +65,19 @@ impl Table {
             .find(hash, |e| e.key() == key)
     }
 
+    /// Starts loading what finding a key of hash `hash` will read: the blocks of the entries
+    /// whose control tag matches (usually just the one sought), found without reading them.
+    /// The probe itself brings the segment's control bytes and slots into cache.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        if let Some(seg) = self.segs.get(segment_of(hash)) {
+            let _ = seg.find(hash, |e| {
+                e.prefetch();
+                false
+            });
+        }
+    }
+
     /// Finds `key` for mutation.
     #[inline]
     pub(crate) fn find_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut EntryBox> {

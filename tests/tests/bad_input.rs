@@ -84,6 +84,40 @@ fn malformed_requests_match_redis() {
     }
 }
 
+/// A pipelined batch is decoded up to 16 requests ahead of execution (their keys prefetched):
+/// the requests before a malformed one, at every position in and past that window, still run
+/// and reply first, a `SELECT` inside the window applies to the requests after it, and the
+/// replies match Redis's byte for byte.
+#[test]
+fn malformed_request_after_pipelined_ones_matches_redis() {
+    require!("redis-server");
+    let redis = RedisServer::start(&[]);
+    let s = Server::start(&[]);
+    for before in [1usize, 2, 7, 15, 16, 17, 31, 40] {
+        let mut input = Vec::new();
+        for i in 0..before {
+            let key = format!("la:{}", i % 5);
+            match i % 4 {
+                0 => input.extend(resp_str(&["SET", &key, &format!("v{i}")])),
+                1 => input.extend(resp_str(&["GET", &key])),
+                2 => input.extend(resp_str(&["SELECT", &(i % 3).to_string()])),
+                _ => input.extend(resp_str(&["INCR", &format!("n:{}", i % 3)])),
+            }
+        }
+        input.extend_from_slice(b"*1\r\n$abc\r\n");
+        input.extend(resp_str(&["PING"]));
+        let ours = exchange_keep_open(s.port(), &input, Duration::from_secs(1));
+        let theirs = exchange_keep_open(redis.port(), &input, Duration::from_secs(1));
+        assert_eq!(
+            (String::from_utf8_lossy(&ours.0), ours.1),
+            (String::from_utf8_lossy(&theirs.0), theirs.1),
+            "{before} requests before the malformed one"
+        );
+        assert!(ours.1, "connection closed after the protocol error");
+    }
+    assert_serves(&s);
+}
+
 #[test]
 fn oversized_inline_request() {
     require!("redis-server");

@@ -58,9 +58,10 @@ impl Stream {
         }
     }
 
-    /// Writes all of `buf`, which holds the same bytes again when this returns `Ok` (the
-    /// caller clears it). If the future is dropped before it completes, `buf` may be left
-    /// empty: the connection is being abandoned anyway.
+    /// Writes all of `buf` (the caller clears it after). On io_uring the write is queued and
+    /// completes behind the caller (`buf` comes back empty); the next write or
+    /// [`Stream::shutdown`] waits for it, and reports its error. If the future is dropped
+    /// before it completes, `buf` may be left empty: the connection is being abandoned anyway.
     ///
     /// # Errors
     /// The socket's error.
@@ -97,7 +98,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.shutdown().await,
             #[cfg(target_os = "linux")]
-            Stream::Uring(s) => s.shutdown(),
+            Stream::Uring(s) => s.shutdown().await,
         }
     }
 

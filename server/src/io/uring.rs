@@ -12,11 +12,20 @@
 //!   once the connection has consumed what it holds, so a client that does not read its
 //!   replies is throttled by TCP as on epoll) and gives the buffer back at once.
 //! - send: a connection's flush queues one `send` of its whole output buffer (owned by the
-//!   driver until it completes) and waits for its completion, as `write_all` does.
+//!   driver until it completes) and returns at once, taking a spare buffer to build the next
+//!   batch in ("write-behind"): the connection goes on reading while the kernel sends, and is
+//!   not woken when the send completes. Its next flush (or shutdown) first waits for that
+//!   send, so at most one send per connection is in flight and a client that does not read
+//!   its replies still stops the connection (and then TCP stops the client).
 //! - the driver task: every turn submits all queued entries and reaps all completions with one
 //!   `io_uring_enter`, waking the connections they concern, then yields so they run before its
 //!   next turn. With nothing to do it parks on an eventfd registered with the ring, watched by
-//!   the worker's tokio reactor (with the runtime's other sources).
+//!   the worker's tokio reactor (with the runtime's other sources). The eventfd is muted
+//!   (`IORING_CQ_EVENTFD_DISABLED`) while the driver is awake, so completions posted while it
+//!   works cost no eventfd signal and no wake-up of the reactor.
+//! - close: a connection that ends with a send in flight (its last replies, e.g. to a client
+//!   that half-closed after its last request) leaves the send to finish; the socket is closed
+//!   when it completes, or after [`LINGER`] if the peer never reads it.
 //!
 //! Ownership: the driver owns each socket (closed only when no operation on it is in flight),
 //! each send buffer while the kernel reads it and the provided buffers; a [`UringStream`] is a
@@ -55,6 +64,9 @@ pub const RECV_PAUSE: usize = 128 * 1024;
 const FIXED_FILES: u32 = 4096;
 /// The largest single `send` (a longer buffer is sent in several).
 const MAX_SEND: usize = 1 << 30;
+/// How long a closed connection's last send may take before it is cancelled (and the socket
+/// closed): a peer that stopped reading gets this long to drain its final replies.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `IORING_ENTER_GETEVENTS`: the enter also reaps (and runs the deferred completion work).
 const ENTER_GETEVENTS: u32 = 1;
@@ -63,6 +75,7 @@ const ENTER_GETEVENTS: u32 = 1;
 const OP_RECV: u64 = 1;
 const OP_SEND: u64 = 2;
 const OP_CANCEL: u64 = 3;
+const OP_LINGER: u64 = 4;
 
 /// User data: generation (24 bits) | slot index (32 bits) | operation (8 bits).
 fn user_data(index: u32, gen: u32, op: u64) -> u64 {
@@ -158,7 +171,14 @@ async fn drive(afd: AsyncFd<EventFd>) {
             continue;
         }
         // Nothing completed: park until the ring signals its eventfd or a connection queues
-        // an entry.
+        // an entry. Unmute the eventfd first, then look again: work that arrived before it
+        // was unmuted is seen here, work after it signals.
+        let busy = with_driver(Driver::unmute).unwrap_or(false);
+        if busy {
+            with_driver(Driver::mute);
+            force = true;
+            continue;
+        }
         poll_fn(|cx| {
             let kicked = with_driver(|d| {
                 if d.kicked {
@@ -185,7 +205,10 @@ async fn drive(afd: AsyncFd<EventFd>) {
             }
         })
         .await;
-        with_driver(|d| d.idle = None);
+        with_driver(|d| {
+            d.idle = None;
+            d.mute();
+        });
         force = true;
     }
 }
@@ -215,10 +238,12 @@ struct Slot {
     /// The buffer being sent and how much of it has gone.
     send: Option<BytesMut>,
     send_off: usize,
-    /// A finished send's buffer and result, for the waiting writer.
+    /// A finished send's buffer and result, for the connection's next flush.
     sent: Option<(BytesMut, io::Result<()>)>,
-    /// The task that last waited for a send (kept, as `reader`).
+    /// The task that last waited for a send (kept, as `reader`), and whether it is waiting
+    /// now (a finished send wakes no one otherwise: the connection went on without it).
     writer: Option<Waker>,
+    writer_waiting: bool,
     /// The connection dropped its handle: free once nothing is in flight.
     closed: bool,
 }
@@ -240,6 +265,7 @@ impl Slot {
             send_off: 0,
             sent: None,
             writer: None,
+            writer_waiting: false,
             closed: false,
         }
     }
@@ -279,6 +305,10 @@ impl BufRing {
             unsafe { std::alloc::dealloc(entries.cast(), entries_layout) };
             return Err(io::ErrorKind::OutOfMemory.into());
         }
+        // Touch the buffers now: they are the backend's fixed memory (in RSS from the start,
+        // not growing later as receives first reach each one).
+        // SAFETY: `mem` is `mem_layout.size()` bytes, just allocated.
+        unsafe { std::ptr::write_bytes(mem, 0, mem_layout.size()) };
         let mut ring = BufRing {
             entries,
             entries_layout,
@@ -362,6 +392,9 @@ pub struct Driver {
     idle: Option<Waker>,
     /// A sparse fixed-file table of [`FIXED_FILES`] entries is registered.
     fixed_files: bool,
+    /// [`LINGER`] for the kernel, which reads it when the timeout entry is submitted (boxed:
+    /// its address must not change while an entry points to it).
+    linger: Box<types::Timespec>,
 }
 
 impl Driver {
@@ -422,7 +455,29 @@ impl Driver {
             kicked: false,
             idle: None,
             fixed_files,
+            linger: Box::new(
+                types::Timespec::new()
+                    .sec(LINGER.as_secs())
+                    .nsec(LINGER.subsec_nanos()),
+            ),
         })
+    }
+
+    /// Mutes the ring's eventfd: the driver is awake and reaps by itself.
+    fn mute(&mut self) {
+        self.ring.completion().disable_eventfd();
+    }
+
+    /// Unmutes the eventfd before the driver parks. Returns whether there is work already
+    /// (completions, deferred completion work, queued entries, a kick), in which case the
+    /// driver must not park.
+    fn unmute(&mut self) -> bool {
+        self.ring.completion().enable_eventfd();
+        let (queued, taskrun, overflow) = {
+            let sq = self.ring.submission();
+            (!sq.is_empty(), sq.taskrun(), sq.cq_overflow())
+        };
+        queued || taskrun || overflow || self.kicked || !self.ring.completion().is_empty()
     }
 
     /// Queues `entry`, submitting first when the queue is full.
@@ -491,6 +546,7 @@ impl Driver {
                 match op {
                     OP_RECV => self.on_recv(index, gen, res, flags),
                     OP_SEND => self.on_send(index, gen, res),
+                    OP_LINGER => self.on_linger(index, gen),
                     _ => {}
                 }
             }
@@ -611,8 +667,26 @@ impl Driver {
             return;
         }
         slot.sent = Some((buf, result));
-        if let Some(w) = &slot.writer {
-            w.wake_by_ref();
+        if slot.writer_waiting {
+            slot.writer_waiting = false;
+            if let Some(w) = &slot.writer {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// A closed connection's send outlived [`LINGER`]: cancel it (its completion frees the
+    /// slot and closes the socket).
+    fn on_linger(&mut self, index: u32, gen: u32) {
+        let Some(slot) = self.slot(index, gen) else {
+            return;
+        };
+        if slot.closed && slot.send.is_some() {
+            let gen = slot.gen;
+            let cancel = opcode::AsyncCancel::new(user_data(index, gen, OP_SEND))
+                .build()
+                .user_data(user_data(index, gen, OP_CANCEL));
+            self.push(&cancel);
         }
     }
 
@@ -674,21 +748,23 @@ impl Driver {
         slot.closed = true;
         slot.reader = None;
         slot.writer = None;
+        slot.writer_waiting = false;
         slot.sent = None;
-        let mut cancels = Vec::new();
-        if slot.recv_armed && !slot.recv_cancelling {
-            slot.recv_cancelling = true;
-            cancels.push(user_data(index, slot.gen, OP_RECV));
-        }
-        if slot.send.is_some() {
-            cancels.push(user_data(index, slot.gen, OP_SEND));
-        }
         let gen = slot.gen;
-        for target in cancels {
-            let cancel = opcode::AsyncCancel::new(target)
+        let cancel_recv = slot.recv_armed && !slot.recv_cancelling;
+        if cancel_recv {
+            slot.recv_cancelling = true;
+            let cancel = opcode::AsyncCancel::new(user_data(index, gen, OP_RECV))
                 .build()
                 .user_data(user_data(index, gen, OP_CANCEL));
             self.push(&cancel);
+        }
+        if self.slots[index as usize].send.is_some() {
+            // The connection's last replies are still going out: let them, for LINGER.
+            let timeout = opcode::Timeout::new(&*self.linger)
+                .build()
+                .user_data(user_data(index, gen, OP_LINGER));
+            self.push(&timeout);
         }
         self.try_free(index);
     }
@@ -765,26 +841,27 @@ impl Driver {
         Ok(())
     }
 
+    /// The buffer and result of the connection's send, once it has completed.
     fn poll_sent(
         &mut self,
         index: u32,
         gen: u32,
-        buf: &mut BytesMut,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<()>> {
+    ) -> Poll<(BytesMut, io::Result<()>)> {
         let Some(slot) = self.slot(index, gen) else {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            return Poll::Ready((BytesMut::new(), Err(io::ErrorKind::NotConnected.into())));
         };
         match slot.sent.take() {
-            Some((b, r)) => {
-                *buf = b;
-                Poll::Ready(r)
+            Some(done) => {
+                slot.writer_waiting = false;
+                Poll::Ready(done)
             }
             None => {
                 match &slot.writer {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => slot.writer = Some(cx.waker().clone()),
                 }
+                slot.writer_waiting = true;
                 Poll::Pending
             }
         }
@@ -835,6 +912,10 @@ pub struct UringStream {
     gen: u32,
     fd: RawFd,
     local: Option<SocketAddr>,
+    /// A send of ours is in flight (or finished and not yet collected).
+    in_flight: bool,
+    /// The buffer of the last completed send, emptied: the next batch is built in it.
+    spare: BytesMut,
 }
 
 impl UringStream {
@@ -855,6 +936,8 @@ impl UringStream {
             gen,
             fd,
             local,
+            in_flight: false,
+            spare: BytesMut::new(),
         })
     }
 
@@ -868,27 +951,51 @@ impl UringStream {
         .await
     }
 
-    /// See [`super::Stream::write_buf`].
+    /// See [`super::Stream::write_buf`]. Write-behind: waits for the previous send, queues
+    /// this one and returns with `buf` replaced by an empty buffer (the previous send's); an
+    /// error of this send is returned by the next write or [`UringStream::drain`].
     pub async fn write_buf(&mut self, buf: &mut BytesMut) -> io::Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
+        self.drain().await?;
         let (index, gen) = (self.index, self.gen);
         with_driver(|d| d.start_send(index, gen, buf))
             .unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()))?;
-        poll_fn(|cx| {
-            with_driver(|d| d.poll_sent(index, gen, buf, cx))
-                .unwrap_or_else(|| Poll::Ready(Err(io::ErrorKind::NotConnected.into())))
-        })
-        .await
+        self.in_flight = true;
+        *buf = std::mem::take(&mut self.spare);
+        Ok(())
     }
 
-    /// Shuts the socket for writing. Every reply was written before (writes complete
-    /// before the connection goes on), so none is cut.
+    /// Waits until the last send has completed; returns its result.
     ///
     /// # Errors
-    /// shutdown(2)'s.
-    pub fn shutdown(&mut self) -> io::Result<()> {
+    /// The send's.
+    pub async fn drain(&mut self) -> io::Result<()> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        let (index, gen) = (self.index, self.gen);
+        let (mut buf, result) = poll_fn(|cx| {
+            with_driver(|d| d.poll_sent(index, gen, cx)).unwrap_or_else(|| {
+                Poll::Ready((BytesMut::new(), Err(io::ErrorKind::NotConnected.into())))
+            })
+        })
+        .await;
+        self.in_flight = false;
+        buf.clear();
+        if buf.capacity() <= super::SHRINK_ABOVE {
+            self.spare = buf;
+        }
+        result
+    }
+
+    /// Shuts the socket for writing, once the last send has completed (so no reply is cut).
+    ///
+    /// # Errors
+    /// The last send's, or shutdown(2)'s.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.drain().await?;
         // SAFETY: `fd` stays open while this handle lives (the driver closes it after the
         // handle is dropped).
         if unsafe { libc::shutdown(self.fd, libc::SHUT_WR) } != 0 {
