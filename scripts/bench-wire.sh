@@ -52,6 +52,9 @@ BIN=target/release/shardcache
 TICK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
 RAW=${RAW:-$WORK/raw}
+# This mode's measurements only: each summary compares rounds of the same mode (redis-server
+# runs in two modes of `all`, and its rounds of one must not enter the other's medians).
+MODE_RAW=$WORK/mode-raw
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -111,7 +114,7 @@ measure() {
     $1 ~ t { gsub(/"/, "", $2); gsub(/"/, "", $7)
       cpu = dt / tick
       printf "round=%d server=%s test=%s -P=%d requests=%d rps=%s p99_ms=%s cpu_s=%.2f req_per_cpu_s=%.0f\n",
-        r, name, t, p, n, $2, $7, cpu, (cpu > 0 ? n / cpu : 0) }' | tee -a "$RAW"
+        r, name, t, p, n, $2, $7, cpu, (cpu > 0 ? n / cpu : 0) }' | tee -a "$RAW" "$MODE_RAW"
 }
 
 # rounds BENCH_CPUS A B [redis-benchmark options]: ROUNDS rounds of SET and GET at -P 1 and 16,
@@ -180,7 +183,7 @@ summary() {
           ma, lo[A SUBSEP k], hi[A SUBSEP k], mb, lo[B SUBSEP k], hi[B SUBSEP k], r, pa, pb
       }
       printf "%-10s %63s %7.3f\n", "geomean", "", exp(g / nk)
-    }' "$RAW"
+    }' "$MODE_RAW"
 }
 
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -190,6 +193,7 @@ echo "redis-benchmark -c $CLIENTS -r $KEYSPACE -d $SIZE, -n $N1 (-P 1) / $N16 (-
 echo
 
 if [ "$WHAT" = redis ] || [ "$WHAT" = all ]; then
+  : >"$MODE_RAW"
   start_redis redis "$RPORT" 0
   start_sc shardcache "$SPORT" 0
   echo "== redis: servers pinned to CPU 0, redis-benchmark to CPU 1"
@@ -203,6 +207,7 @@ if [ "$WHAT" = redis ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = uring ] || [ "$WHAT" = all ]; then
+  : >"$MODE_RAW"
   start_redis redis "$RPORT" 0
   start_sc epoll "$SPORT" 0 --io-backend epoll
   start_sc io_uring "$SPORT2" 0 --io-backend io_uring
@@ -223,6 +228,7 @@ if [ "$WHAT" = uring ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = lock-stats ] || [ "$WHAT" = all ]; then
+  : >"$MODE_RAW"
   start_sc stats-on "$SPORT" 0 --lock-stats true
   start_sc stats-off "$SPORT2" 0 --lock-stats false
   echo "== lock-stats: both pinned to CPU 0, redis-benchmark to CPU 1"
@@ -234,6 +240,7 @@ if [ "$WHAT" = lock-stats ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = scaling ] || [ "$WHAT" = all ]; then
+  : >"$MODE_RAW"
   start_sc 1-thread "$SPORT" 0 --threads 1
   start_sc 2-threads "$SPORT2" "" --threads 2
   echo "== scaling: --threads 1 pinned to CPU 0 against --threads 2 unrestricted; redis-benchmark unpinned, --threads 2"
