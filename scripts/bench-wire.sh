@@ -89,6 +89,14 @@ start_sc() {
   start "$name" "$port" "$cpus" "$BIN" --port "$port" --metrics-addr '' --log-level warn "$@" $EXTRA_ARGS
 }
 
+# stop NAME...: stops servers and waits until they have exited (the next mode reuses ports:
+# a server still answering on its port would pass for the new one, which failed to bind).
+stop() {
+  local name
+  for name in "$@"; do kill "${PID[$name]}" 2>/dev/null || true; done
+  for name in "$@"; do wait "${PID[$name]}" 2>/dev/null || true; done
+}
+
 ticks() { # utime+stime of a process, all threads
   awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
@@ -203,7 +211,7 @@ if [ "$WHAT" = redis ] || [ "$WHAT" = all ]; then
   echo
   summary redis shardcache rps "requests per second (wire throughput)"
   echo
-  kill "${PID[redis]}" "${PID[shardcache]}"
+  stop redis shardcache
 fi
 
 if [ "$WHAT" = uring ] || [ "$WHAT" = all ]; then
@@ -224,7 +232,7 @@ if [ "$WHAT" = uring ] || [ "$WHAT" = all ]; then
   echo
   summary redis io_uring rps "requests per second (wire throughput): io_uring / redis"
   echo
-  kill "${PID[redis]}" "${PID[epoll]}" "${PID[io_uring]}"
+  stop redis epoll io_uring
 fi
 
 if [ "$WHAT" = lock-stats ] || [ "$WHAT" = all ]; then
@@ -236,7 +244,7 @@ if [ "$WHAT" = lock-stats ] || [ "$WHAT" = all ]; then
   echo
   summary stats-on stats-off req_per_cpu_s "requests per server CPU-second (off/on = what instrumentation costs)"
   echo
-  kill "${PID[stats-on]}" "${PID[stats-off]}"
+  stop stats-on stats-off
 fi
 
 if [ "$WHAT" = scaling ] || [ "$WHAT" = all ]; then
