@@ -11,6 +11,7 @@
 # Performance against Redis, Threads,     scripts/bench-wire.sh all         wire-cpu-DATE-COMMIT.txt
 #   Cost of instrumentation
 # Instrumentation overhead (in-process)   storage example instrument_overhead  instrument-overhead-DATE-COMMIT.txt
+# Threads: the store alone               storage example store_scaling     store-scaling-DATE-COMMIT.txt
 # Instrumentation overhead (wire)         docs/bench/wire-onoff.sh          wire-onoff-DATE-COMMIT.txt
 # Memory per key                          scripts/bench-memory.sh --save    memory-DATE-COMMIT.txt
 # Hit ratio against Redis                 scripts/hit-ratio.sh              hit-ratio-DATE-COMMIT.txt
@@ -48,6 +49,10 @@ docs/bench/wire-onoff.sh 200000 5 | tee "docs/bench/raw/wire-onoff-$stamp.txt"
     raw_header "cargo run --release -p shardcache-storage --example instrument_overhead -- 200"
     cargo run --quiet --release -p shardcache-storage --example instrument_overhead -- 200
 } | tee "docs/bench/raw/instrument-overhead-$stamp.txt"
+{
+    raw_header "cargo run --release -p shardcache-storage --example store_scaling"
+    cargo run --quiet --release -p shardcache-storage --example store_scaling
+} | tee "docs/bench/raw/store-scaling-$stamp.txt"
 scripts/bench-memory.sh --save
 scripts/hit-ratio.sh | tee "docs/bench/raw/hit-ratio-$stamp.txt"
 scripts/profile-wire.sh

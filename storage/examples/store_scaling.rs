@@ -14,10 +14,15 @@
 //!
 //! Threads are pinned (CPUs 0 and 1) when the affinity mask allows; on a machine with fewer than
 //! two CPUs the figure means nothing and the example says so.
+//!
+//! The control: the same loops on a `HashMap` private to each thread (same keys, same values,
+//! nothing shared at all), measured in the same rounds. Its ratio is what this machine gives two
+//! threads that share nothing (a VM's two vCPUs may share a core or be descheduled by the
+//! host), so the store's figure is to be read against it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use shardcache_storage::{Expiry, Store, StoreConfig};
@@ -53,7 +58,8 @@ fn pin(cpu: usize) -> bool {
 }
 
 /// Runs `keys.len()` threads, thread i on `keys[i]` pinned to CPU i, for `d`; total operations.
-fn run(store: &Arc<Store>, keys: &[Arc<Vec<Vec<u8>>>], op: Op, d: Duration) -> u64 {
+/// `private`: each thread works on its own `HashMap` of its keys instead of the store.
+fn run(store: &Arc<Store>, keys: &[Arc<Vec<Vec<u8>>>], op: Op, d: Duration, private: bool) -> u64 {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(keys.len() + 1));
     let handles: Vec<_> = keys
@@ -68,6 +74,11 @@ fn run(store: &Arc<Store>, keys: &[Arc<Vec<Vec<u8>>>], op: Op, d: Duration) -> u
             );
             std::thread::spawn(move || {
                 pin(i);
+                let mut own: hashbrown::HashMap<Vec<u8>, Vec<u8>> = if private {
+                    ks.iter().map(|k| (k.clone(), VALUE.to_vec())).collect()
+                } else {
+                    hashbrown::HashMap::new()
+                };
                 start.wait();
                 let mut n = 0u64;
                 let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i as u64;
@@ -77,12 +88,20 @@ fn run(store: &Arc<Store>, keys: &[Arc<Vec<Vec<u8>>>], op: Op, d: Duration) -> u
                         x ^= x >> 7;
                         x ^= x << 17;
                         let k = &ks[(x % ks.len() as u64) as usize];
-                        match op {
-                            Op::Get => {
+                        match (op, private) {
+                            (Op::Get, false) => {
                                 let hit = store.read(0, k, |e| e.map(|e| e.value.len()));
                                 std::hint::black_box(hit);
                             }
-                            Op::Set => store.set(0, k, VALUE, Expiry::None),
+                            (Op::Set, false) => store.set(0, k, VALUE, Expiry::Persist),
+                            (Op::Get, true) => {
+                                std::hint::black_box(own.get(k.as_slice()).map(Vec::len));
+                            }
+                            (Op::Set, true) => {
+                                if let Some(v) = own.get_mut(k.as_slice()) {
+                                    *v = VALUE.to_vec();
+                                }
+                            }
                         }
                     }
                     n += 256;
@@ -121,7 +140,7 @@ fn main() {
     let (mut low, mut high) = (Vec::new(), Vec::new());
     for i in 0..KEYS {
         let k = format!("key:{i:012}").into_bytes();
-        store.set(0, &k, VALUE, Expiry::None);
+        store.set(0, &k, VALUE, Expiry::Persist);
         if store.shard_of(&k) < shards / 2 {
             low.push(k);
         } else {
@@ -139,35 +158,45 @@ fn main() {
         d.as_millis()
     );
     for op in [Op::Get, Op::Set] {
-        let mut ratios = Vec::new();
-        let (mut ones, mut twos) = (Vec::new(), Vec::new());
-        for r in 0..rounds {
-            let secs = d.as_secs_f64();
-            let (one, two) = if r % 2 == 0 {
-                let one = run(&store, &[Arc::clone(&low)], op, d) as f64 / secs;
-                let two = run(&store, &[Arc::clone(&low), Arc::clone(&high)], op, d) as f64 / secs;
-                (one, two)
+        for private in [false, true] {
+            let what = if private {
+                "private HashMap (control)"
             } else {
-                let two = run(&store, &[Arc::clone(&low), Arc::clone(&high)], op, d) as f64 / secs;
-                let one = run(&store, &[Arc::clone(&low)], op, d) as f64 / secs;
-                (one, two)
+                "store"
             };
+            let mut ratios = Vec::new();
+            let (mut ones, mut twos) = (Vec::new(), Vec::new());
+            for r in 0..rounds {
+                let secs = d.as_secs_f64();
+                let one_set = [Arc::clone(&low)];
+                let two_set = [Arc::clone(&low), Arc::clone(&high)];
+                let (one, two) = if r % 2 == 0 {
+                    let one = run(&store, &one_set, op, d, private) as f64 / secs;
+                    let two = run(&store, &two_set, op, d, private) as f64 / secs;
+                    (one, two)
+                } else {
+                    let two = run(&store, &two_set, op, d, private) as f64 / secs;
+                    let one = run(&store, &one_set, op, d, private) as f64 / secs;
+                    (one, two)
+                };
+                println!(
+                    "round={} op={op:?} target={} one_thread_ops_s={one:.0} two_threads_ops_s={two:.0} ratio={:.3}",
+                    r + 1,
+                    if private { "private" } else { "store" },
+                    two / one
+                );
+                ones.push(one);
+                twos.push(two);
+                ratios.push(two / one);
+            }
+            let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().copied().fold(0.0, f64::max);
             println!(
-                "round={} op={op:?} one_thread_ops_s={one:.0} two_threads_ops_s={two:.0} ratio={:.3}",
-                r + 1,
-                two / one
+                "{op:?}, {what}: two threads ÷ one, median {:.3} (range {lo:.3}-{hi:.3}); one thread {:.0} ops/s, two {:.0} ops/s (medians)",
+                median(&mut ratios),
+                median(&mut ones),
+                median(&mut twos)
             );
-            ones.push(one);
-            twos.push(two);
-            ratios.push(two / one);
         }
-        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = ratios.iter().copied().fold(0.0, f64::max);
-        println!(
-            "{op:?}: two threads ÷ one, median {:.3} (range {lo:.3}-{hi:.3}); one thread {:.0} ops/s, two {:.0} ops/s (medians)",
-            median(&mut ratios),
-            median(&mut ones),
-            median(&mut twos)
-        );
     }
 }
