@@ -246,6 +246,9 @@ struct Slot {
     writer_waiting: bool,
     /// The connection dropped its handle: free once nothing is in flight.
     closed: bool,
+    /// The closed connection's last send outlived [`LINGER`] and was cancelled: what remains
+    /// of it is not sent (until then, a short send is continued, closed or not).
+    given_up: bool,
 }
 
 impl Slot {
@@ -267,6 +270,7 @@ impl Slot {
             writer: None,
             writer_waiting: false,
             closed: false,
+            given_up: false,
         }
     }
 }
@@ -463,6 +467,14 @@ impl Driver {
         })
     }
 
+    /// Queues the cancellation of slot `index`'s operation `op` (generation `gen`).
+    fn cancel(&mut self, index: u32, gen: u32, op: u64) {
+        let entry = opcode::AsyncCancel::new(user_data(index, gen, op))
+            .build()
+            .user_data(user_data(index, gen, OP_CANCEL));
+        self.push(&entry);
+    }
+
     /// Mutes the ring's eventfd: the driver is awake and reaps by itself.
     fn mute(&mut self) {
         self.ring.completion().disable_eventfd();
@@ -622,10 +634,8 @@ impl Driver {
             // The connection is not keeping up (busy writing to a slow reader, or a long
             // command): stop receiving until it has consumed what it holds.
             slot.recv_cancelling = true;
-            let cancel = opcode::AsyncCancel::new(user_data(index, slot.gen, OP_RECV))
-                .build()
-                .user_data(user_data(index, slot.gen, OP_CANCEL));
-            self.push(&cancel);
+            let gen = slot.gen;
+            self.cancel(index, gen, OP_RECV);
         } else if !more && !slot.eof && !pause {
             self.rearm.push(index);
         }
@@ -642,7 +652,7 @@ impl Driver {
             n if n > 0 => {
                 slot.send_off += n as usize;
                 if slot.send_off < buf.len() {
-                    if !slot.closed {
+                    if !slot.given_up {
                         let entry = send_entry(slot, index);
                         self.push(&entry);
                         return;
@@ -653,7 +663,7 @@ impl Driver {
                 }
             }
             0 => Err(io::ErrorKind::WriteZero.into()),
-            e if (-e == libc::EINTR || -e == libc::EAGAIN) && !slot.closed => {
+            e if (-e == libc::EINTR || -e == libc::EAGAIN) && !slot.given_up => {
                 let entry = send_entry(slot, index);
                 self.push(&entry);
                 return;
@@ -682,11 +692,9 @@ impl Driver {
             return;
         };
         if slot.closed && slot.send.is_some() {
+            slot.given_up = true;
             let gen = slot.gen;
-            let cancel = opcode::AsyncCancel::new(user_data(index, gen, OP_SEND))
-                .build()
-                .user_data(user_data(index, gen, OP_CANCEL));
-            self.push(&cancel);
+            self.cancel(index, gen, OP_SEND);
         }
     }
 
@@ -751,15 +759,12 @@ impl Driver {
         slot.writer_waiting = false;
         slot.sent = None;
         let gen = slot.gen;
-        let cancel_recv = slot.recv_armed && !slot.recv_cancelling;
-        if cancel_recv {
+        let sending = slot.send.is_some();
+        if slot.recv_armed && !slot.recv_cancelling {
             slot.recv_cancelling = true;
-            let cancel = opcode::AsyncCancel::new(user_data(index, gen, OP_RECV))
-                .build()
-                .user_data(user_data(index, gen, OP_CANCEL));
-            self.push(&cancel);
+            self.cancel(index, gen, OP_RECV);
         }
-        if self.slots[index as usize].send.is_some() {
+        if sending {
             // The connection's last replies are still going out: let them, for LINGER.
             let timeout = opcode::Timeout::new(&*self.linger)
                 .build()
