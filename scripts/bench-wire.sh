@@ -10,7 +10,7 @@
 # so drift in outside load hits both alike; each figure is the median over the rounds, with
 # its min–max range.
 #
-#   scripts/bench-wire.sh [redis|uring|lock-stats|scaling|all]     (default: all)
+#   scripts/bench-wire.sh [redis|uring|lock-stats|scaling|floor|all]     (default: all)
 #
 #   redis       shardcache (1 worker thread) against redis-server 7: SET, GET, -P 1 and -P 16
 #   uring       redis-server, shardcache on epoll and shardcache --io-backend io_uring, all
@@ -19,6 +19,10 @@
 #               instrumentation and command timing), both pinned to CPU 0
 #   scaling     shardcache --threads 2 with no CPU restriction against --threads 1 pinned to
 #               CPU 0; redis-benchmark unpinned with 2 threads; wire throughput
+#   floor       redis-server, shardcache on epoll, shardcache on io_uring and the floor server
+#               (client/bench/examples/floor_server.rs: Redis's event loop with canned replies,
+#               no store and no parsing beyond framing), all pinned to CPU 0, rotating rounds:
+#               what a server whose user space does next to nothing gets here (not in `all`)
 #
 # Environment: ROUNDS (5), N1 (requests per -P 1 test, 500000), N16 (per -P 16 test, 2000000),
 # CLIENTS (50), KEYSPACE (100000), SIZE (32), EXTRA_ARGS (extra shardcache options),
@@ -40,14 +44,15 @@ EXTRA_ARGS=${EXTRA_ARGS:-}
 RPORT=${RPORT:-16379}
 SPORT=${SPORT:-16380}
 SPORT2=${SPORT2:-16381}
-case "$WHAT" in redis | uring | lock-stats | scaling | all) ;; *)
-  echo "usage: $0 [redis|uring|lock-stats|scaling|all]" >&2
+case "$WHAT" in redis | uring | lock-stats | scaling | floor | all) ;; *)
+  echo "usage: $0 [redis|uring|lock-stats|scaling|floor|all]" >&2
   exit 2
   ;;
 esac
 command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)"; exit 1; }
 command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install redis-server)"; exit 1; }
 cargo build --release -q -p shardcache-server
+[ "$WHAT" = floor ] && cargo build --release -q -p shardcache-bench --example floor_server
 BIN=target/release/shardcache
 TICK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
@@ -257,4 +262,26 @@ if [ "$WHAT" = scaling ] || [ "$WHAT" = all ]; then
   summary 1-thread 2-threads rps "requests per second (wire throughput)"
   echo
   summary 1-thread 2-threads req_per_cpu_s "requests per server CPU-second"
+fi
+
+if [ "$WHAT" = floor ]; then
+  : >"$MODE_RAW"
+  start_redis redis "$RPORT" 0
+  start_sc epoll "$SPORT" 0 --io-backend epoll
+  start_sc io_uring "$SPORT2" 0 --io-backend io_uring
+  FPORT=${FPORT:-16382}
+  start floor "$FPORT" 0 target/release/examples/floor_server --port "$FPORT" --value-size "$SIZE"
+  echo "== floor: servers pinned to CPU 0, redis-benchmark to CPU 1; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  rounds_rotating 1 "redis epoll io_uring floor"
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  summary redis floor req_per_cpu_s "requests per server CPU-second: floor / redis"
+  echo
+  summary redis epoll req_per_cpu_s "requests per server CPU-second: epoll / redis"
+  echo
+  summary redis io_uring req_per_cpu_s "requests per server CPU-second: io_uring / redis"
+  echo
+  summary floor io_uring req_per_cpu_s "requests per server CPU-second: io_uring / floor"
+  echo
+  stop redis epoll io_uring floor
 fi
