@@ -77,8 +77,11 @@ pub enum LogFormat {
 /// How worker threads do socket I/O.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 pub enum IoBackend {
-    /// Readiness (epoll through tokio): one `recv` and one `send` system call per batch.
+    /// io_uring where the kernel allows it, else epoll (the default; the choice is logged at
+    /// start and shown by `INFO server` as `io_backend`).
     #[default]
+    Auto,
+    /// Readiness (epoll through tokio): one `recv` and one `send` system call per batch.
     Epoll,
     /// Linux io_uring: multishot receives into provided buffers and batched sends, one
     /// `io_uring_enter` per event-loop turn for all of a worker's connections. Falls back to
@@ -227,15 +230,16 @@ pub struct Config {
     #[arg(long, env = "SHARDCACHE_THREADS", default_value_t = default_threads())]
     pub threads: usize,
 
-    /// Socket I/O of the worker threads: `epoll` (readiness, the default) or `io_uring`
-    /// (completion: multishot receives, batched sends, one system call per event-loop turn).
-    /// Where io_uring cannot be set up (an old kernel, a container's seccomp profile) the
-    /// server logs a warning and uses epoll.
+    /// Socket I/O of the worker threads: `io_uring` (completion: multishot receives, batched
+    /// sends, one system call per event-loop turn), `epoll` (readiness), or `auto` (the
+    /// default: io_uring where it can be set up, else epoll). Where io_uring cannot be set up
+    /// (an old kernel, a container's seccomp profile) the server uses epoll: silently for
+    /// `auto` (the choice is logged at start), with a warning when io_uring was asked for.
     #[arg(
         long = "io-backend",
         env = "SHARDCACHE_IO_BACKEND",
         value_enum,
-        default_value_t = IoBackend::Epoll
+        default_value_t = IoBackend::Auto
     )]
     pub io_backend: IoBackend,
 

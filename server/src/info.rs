@@ -66,7 +66,7 @@ fn server(shared: &Shared, out: &mut String) -> bool {
          redis_mode:standalone\r\n\
          os:{} {}\r\n\
          arch_bits:{}\r\n\
-         multiplexing_api:tokio\r\n\
+         multiplexing_api:{}\r\n\
          process_id:{}\r\n\
          tcp_port:{}\r\n\
          metrics_port:{}\r\n\
@@ -80,6 +80,7 @@ fn server(shared: &Shared, out: &mut String) -> bool {
         std::env::consts::OS,
         std::env::consts::ARCH,
         usize::BITS,
+        shared.io_backend.get().copied().unwrap_or("epoll"),
         std::process::id(),
         shared.port,
         shared.metrics_port.get().copied().unwrap_or(0),

@@ -132,6 +132,7 @@ pub async fn run(
         shared.config.io_backend,
         shared.config.io_uring_fail_setup,
     )?;
+    let _ = shared.io_backend.set(workers.io_summary());
 
     info!(
         addr = %listener.local_addr()?,
@@ -227,7 +228,7 @@ impl Workers {
                     }
                     let uring = match io {
                         IoBackend::Epoll => Ok(false),
-                        IoBackend::IoUring => io_uring_install(&rt, fail_uring),
+                        IoBackend::IoUring | IoBackend::Auto => io_uring_install(&rt, fail_uring),
                     };
                     let _ = ready.send(uring);
                     let _ = rt.block_on(stopped);
@@ -241,7 +242,11 @@ impl Workers {
                 Ok(Ok(uring)) => uring,
                 Ok(Err(e)) => {
                     if !warned {
-                        warn!(worker = i, error = %e, "io_uring is unavailable; falling back to epoll");
+                        if io == IoBackend::Auto {
+                            info!(worker = i, error = %e, "io_uring is unavailable; using epoll");
+                        } else {
+                            warn!(worker = i, error = %e, "io_uring is unavailable; falling back to epoll");
+                        }
                         warned = true;
                     }
                     false

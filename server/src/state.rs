@@ -49,6 +49,9 @@ pub struct Shared {
     pub port: u16,
     /// The metrics endpoint's port actually bound, once it is (`INFO server`).
     pub metrics_port: std::sync::OnceLock<u16>,
+    /// The socket I/O the workers use, once they have started (`multiplexing_api` in
+    /// `INFO server`): `io_uring`, `epoll` or `io_uring+epoll`.
+    pub io_backend: std::sync::OnceLock<&'static str>,
     /// `SHUTDOWN` asks the accept loop to stop, as SIGTERM does.
     pub shutdown_request: tokio::sync::Notify,
     /// `CLIENT PAUSE`: until when (unix ms) and for which commands.
@@ -263,6 +266,7 @@ impl Shared {
             started: Instant::now(),
             port,
             metrics_port: std::sync::OnceLock::new(),
+            io_backend: std::sync::OnceLock::new(),
             shutdown_request: tokio::sync::Notify::new(),
             pause: Pause::default(),
             runtime: Runtime::new(&config),

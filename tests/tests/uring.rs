@@ -4,8 +4,9 @@
 //! beside other clients of the same worker), and the fall-back to epoll when io_uring cannot be
 //! set up.
 //!
-//! The whole suite runs on io_uring too with `SHARDCACHE_IO_BACKEND=io_uring cargo test
-//! -p shardcache-tests` (the servers the harness starts inherit the variable).
+//! io_uring is the default (`auto`) where the kernel allows it, so the whole suite runs on it;
+//! `SHARDCACHE_IO_BACKEND=epoll cargo test -p shardcache-tests` runs it on epoll (the servers
+//! the harness starts inherit the variable; CI runs the I/O-heavy part of the suite both ways).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -285,6 +286,47 @@ fn falls_back_to_epoll_when_setup_fails() {
     assert!(log.contains("falling back to epoll"), "{log}");
     assert!(log.contains("io=\"epoll\""), "{log}");
     let mut c = s.connect();
+    let r = roundtrip(&mut c, b"SET a 1\r\nGET a\r\n", 2);
+    assert_eq!(r, [b"+OK\r\n".to_vec(), b"$1\r\n1\r\n".to_vec()]);
+}
+
+#[test]
+fn auto_prefers_io_uring_and_falls_back_quietly() {
+    // The default: io_uring where it can be set up, and INFO says which backend runs.
+    let mut s = Server::start(&["--io-backend", "auto"]);
+    let mut log = String::new();
+    shardcache_tests::wait_until("the ready line", T, || {
+        log = s.log().join("\n");
+        log.contains("ready to accept connections")
+    });
+    let api = if log.contains("io=\"io_uring\"") {
+        "io_uring"
+    } else {
+        shardcache_tests::skip(&format!("io_uring unavailable here: {log}"));
+        "epoll"
+    };
+    let mut c = s.connect();
+    let info = String::from_utf8_lossy(&cmd(&mut c, &["INFO", "server"])).into_owned();
+    assert!(
+        info.contains(&format!("multiplexing_api:{api}\r\n")),
+        "{info}"
+    );
+
+    // Where io_uring cannot be set up: epoll, said once at info level, no warning.
+    let mut s = Server::start(&["--io-backend", "auto", "--io-uring-fail-setup", "true"]);
+    shardcache_tests::wait_until("the ready line", T, || {
+        log = s.log().join("\n");
+        log.contains("ready to accept connections")
+    });
+    assert!(
+        log.contains("io_uring is unavailable; using epoll"),
+        "{log}"
+    );
+    assert!(!log.contains("falling back"), "{log}");
+    assert!(log.contains("io=\"epoll\""), "{log}");
+    let mut c = s.connect();
+    let info = String::from_utf8_lossy(&cmd(&mut c, &["INFO", "server"])).into_owned();
+    assert!(info.contains("multiplexing_api:epoll\r\n"), "{info}");
     let r = roundtrip(&mut c, b"SET a 1\r\nGET a\r\n", 2);
     assert_eq!(r, [b"+OK\r\n".to_vec(), b"$1\r\n1\r\n".to_vec()]);
 }

@@ -41,12 +41,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, Waker};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tracing::{debug, warn};
 
+/// The most a connection's read takes from its pending input beyond its buffer's spare room.
+const READ_CHUNK: usize = 16 * 1024;
+/// Sends up to this size are write-behind (the flush returns before they complete); a larger
+/// one is waited for.
+const WRITE_BEHIND_MAX: usize = 64 * 1024;
 /// Submission queue entries.
 const SQ_ENTRIES: u32 = 1024;
 /// Completion queue entries: every connection has a multishot receive armed, and a turn may
@@ -226,6 +231,8 @@ struct Slot {
     pending: BytesMut,
     /// The multishot receive is in flight.
     recv_armed: bool,
+    /// It was armed with a total byte limit.
+    recv_limited: bool,
     /// A cancel of the receive has been queued (pause or close).
     recv_cancelling: bool,
     /// The peer closed or the socket failed (`error`).
@@ -260,6 +267,7 @@ impl Slot {
             fixed: false,
             pending: BytesMut::new(),
             recv_armed: false,
+            recv_limited: false,
             recv_cancelling: false,
             eof: false,
             error: None,
@@ -399,6 +407,8 @@ pub struct Driver {
     /// [`LINGER`] for the kernel, which reads it when the timeout entry is submitted (boxed:
     /// its address must not change while an entry points to it).
     linger: Box<types::Timespec>,
+    /// Receives are armed with a total byte limit (cleared when the kernel refuses one).
+    recv_limit: bool,
 }
 
 impl Driver {
@@ -459,6 +469,7 @@ impl Driver {
             kicked: false,
             idle: None,
             fixed_files,
+            recv_limit: true,
             linger: Box::new(
                 types::Timespec::new()
                     .sec(LINGER.as_secs())
@@ -609,6 +620,7 @@ impl Driver {
             slot.recv_cancelling = false;
         }
         let mut wake = false;
+        let mut limit_refused = false;
         match res {
             n if n > 0 => wake = true,
             0 => {
@@ -616,6 +628,7 @@ impl Driver {
                 wake = true;
             }
             e if -e == libc::ECANCELED || -e == libc::ENOBUFS => {}
+            e if -e == libc::EINVAL && slot.recv_limited => limit_refused = true,
             e => {
                 slot.eof = true;
                 slot.error = Some(-e);
@@ -628,6 +641,14 @@ impl Driver {
             }
         }
         let pause = slot.pending.len() >= RECV_PAUSE;
+        if limit_refused && self.recv_limit {
+            // A kernel before 6.17: receives go unlimited, paused by cancelling them.
+            debug!("io_uring: the kernel refuses a receive's byte limit; receiving unlimited");
+            self.recv_limit = false;
+        }
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
         if slot.closed {
             self.try_free(index);
         } else if pause && slot.recv_armed && !slot.recv_cancelling {
@@ -713,12 +734,20 @@ impl Driver {
             return;
         }
         slot.recv_armed = true;
-        let entry = if slot.fixed {
+        slot.recv_limited = self.recv_limit;
+        let mut entry = if slot.fixed {
             opcode::RecvMulti::new(types::Fixed(index), BGID).build()
         } else {
             opcode::RecvMulti::new(types::Fd(slot.fd), BGID).build()
+        };
+        if self.recv_limit {
+            // The receive ends by itself once the pending input could reach RECV_PAUSE (plus
+            // at most one buffer): in one turn the kernel may otherwise complete many buffers'
+            // worth before a cancel reaches it (we saw 1 MiB pending for a 128 KiB pause).
+            let room = (RECV_PAUSE - slot.pending.len()) as u32;
+            entry = with_total_limit(entry, room);
         }
-        .user_data(user_data(index, slot.gen, OP_RECV));
+        let entry = entry.user_data(user_data(index, slot.gen, OP_RECV));
         self.push(&entry);
     }
 
@@ -804,14 +833,19 @@ impl Driver {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
         if !slot.pending.is_empty() {
-            let n = slot.pending.len();
-            if buf.is_empty() {
+            // Like a `read` into `buf`'s spare capacity (at least `READ_CHUNK`): the
+            // connection's input grows as on epoll, not by what piled up here (growing it by
+            // up to `RECV_PAUSE` per read churned large buffers through the allocator). A
+            // small batch into an empty input is handed over whole, without a copy.
+            let room = (buf.capacity() - buf.len()).max(READ_CHUNK);
+            let n = slot.pending.len().min(room);
+            if buf.is_empty() && n == slot.pending.len() && slot.pending.capacity() <= room {
                 std::mem::swap(buf, &mut slot.pending);
             } else {
-                buf.extend_from_slice(&slot.pending);
-                slot.pending.clear();
+                buf.extend_from_slice(&slot.pending[..n]);
+                slot.pending.advance(n);
             }
-            if slot.pending.capacity() > super::SHRINK_ABOVE {
+            if slot.pending.is_empty() && slot.pending.capacity() > super::SHRINK_ABOVE {
                 slot.pending = BytesMut::new();
             }
             self.arm(index);
@@ -871,6 +905,25 @@ impl Driver {
             }
         }
     }
+}
+
+/// `entry`, a multishot `recv`, with a total byte limit: the kernel ends the receive (a
+/// completion without `IORING_CQE_F_MORE`) once it has received `limit` bytes, overshooting by
+/// at most one provided buffer. The limit is `sqe->optlen` (Linux 6.17+; older kernels read the
+/// field as `file_index` and refuse the entry with `EINVAL`); io-uring 0.7's builder has no
+/// field for it.
+fn with_total_limit(entry: squeue::Entry, limit: u32) -> squeue::Entry {
+    /// Offset of `optlen` in `struct io_uring_sqe` (the kernel's ABI).
+    const OPTLEN: usize = 44;
+    const SQE: usize = 64;
+    const _: () = assert!(std::mem::size_of::<squeue::Entry>() == SQE);
+    // SAFETY: `Entry` is `#[repr(C)]` around the kernel's 64-byte `struct io_uring_sqe`, made
+    // of integers and unions of integers with no padding, so every byte is initialized and any
+    // bytes are a valid value; the size is checked above.
+    let mut raw: [u8; SQE] = unsafe { std::mem::transmute(entry) };
+    raw[OPTLEN..OPTLEN + 4].copy_from_slice(&limit.to_ne_bytes());
+    // SAFETY: as above.
+    unsafe { std::mem::transmute::<[u8; SQE], squeue::Entry>(raw) }
 }
 
 /// The `send` of what remains of `slot`'s buffer.
@@ -965,10 +1018,17 @@ impl UringStream {
         }
         self.drain().await?;
         let (index, gen) = (self.index, self.gen);
+        let len = buf.len();
         with_driver(|d| d.start_send(index, gen, buf))
             .unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()))?;
         self.in_flight = true;
         *buf = std::mem::take(&mut self.spare);
+        if len > WRITE_BEHIND_MAX {
+            // A large send is waited for: the connection would otherwise build a second large
+            // buffer while the first is still in flight (twice the memory of epoll for a
+            // client that reads slowly), and the system call is nothing next to its copy.
+            self.drain().await?;
+        }
         Ok(())
     }
 
