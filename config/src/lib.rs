@@ -253,6 +253,17 @@ pub struct Config {
     )]
     pub io_uring_fail_setup: bool,
 
+    /// Tests only: arm io_uring receives without a byte limit, as on kernels before 6.17
+    /// (which refuse it), to exercise the pause by cancellation.
+    #[arg(
+        long = "io-uring-recv-limit",
+        env = "SHARDCACHE_IO_URING_RECV_LIMIT",
+        default_value_t = true,
+        hide = true,
+        action = clap::ArgAction::Set
+    )]
+    pub io_uring_recv_limit: bool,
+
     /// Number of logical databases (SELECT 0..N-1), as Redis's `databases`.
     #[arg(long, env = "SHARDCACHE_DATABASES", default_value_t = 16)]
     pub databases: usize,

@@ -131,6 +131,7 @@ pub async fn run(
         shared.threads,
         shared.config.io_backend,
         shared.config.io_uring_fail_setup,
+        shared.config.io_uring_recv_limit,
     )?;
     let _ = shared.io_backend.set(workers.io_summary());
 
@@ -204,7 +205,12 @@ impl Workers {
     /// mask (wrapping when there are more workers than CPUs). With `io` io_uring, each sets up
     /// its ring on its own thread; where that fails (`fail_uring` simulates it) the worker
     /// serves its clients on epoll, with one warning.
-    fn start(n: usize, io: IoBackend, fail_uring: bool) -> anyhow::Result<Workers> {
+    fn start(
+        n: usize,
+        io: IoBackend,
+        fail_uring: bool,
+        recv_limit: bool,
+    ) -> anyhow::Result<Workers> {
         let cpus = affinity::allowed_cpus();
         let mut list = Vec::with_capacity(n);
         let mut warned = false;
@@ -228,7 +234,9 @@ impl Workers {
                     }
                     let uring = match io {
                         IoBackend::Epoll => Ok(false),
-                        IoBackend::IoUring | IoBackend::Auto => io_uring_install(&rt, fail_uring),
+                        IoBackend::IoUring | IoBackend::Auto => {
+                            io_uring_install(&rt, fail_uring, recv_limit)
+                        }
                     };
                     let _ = ready.send(uring);
                     let _ = rt.block_on(stopped);
@@ -319,14 +327,22 @@ impl Workers {
 /// Sets up the calling worker thread's io_uring driver: `Ok(true)` when it runs, `Err` with
 /// the reason when it cannot.
 #[cfg(target_os = "linux")]
-fn io_uring_install(rt: &tokio::runtime::Runtime, fail: bool) -> Result<bool, String> {
-    crate::io::uring::install(rt, fail)
+fn io_uring_install(
+    rt: &tokio::runtime::Runtime,
+    fail: bool,
+    recv_limit: bool,
+) -> Result<bool, String> {
+    crate::io::uring::install(rt, fail, recv_limit)
         .map(|()| true)
         .map_err(|e| e.to_string())
 }
 
 #[cfg(not(target_os = "linux"))]
-fn io_uring_install(_rt: &tokio::runtime::Runtime, _fail: bool) -> Result<bool, String> {
+fn io_uring_install(
+    _rt: &tokio::runtime::Runtime,
+    _fail: bool,
+    _recv_limit: bool,
+) -> Result<bool, String> {
     Err("io_uring exists on Linux only".to_string())
 }
 

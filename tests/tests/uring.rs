@@ -97,7 +97,20 @@ fn pipelines_and_large_values() {
 /// it again, every reply in full, once it reads.
 #[test]
 fn unread_replies_pause_the_receive_and_it_resumes() {
-    let Some(s) = start_uring(&["--threads", "1"]) else {
+    unread_replies_pause_and_resume(&[]);
+}
+
+/// The same where the kernel refuses a receive's byte limit (before 6.17): single-shot
+/// receives of one buffer each.
+#[test]
+fn unread_replies_pause_single_shot_receives_where_the_kernel_has_no_byte_limit() {
+    unread_replies_pause_and_resume(&["--io-uring-recv-limit", "false"]);
+}
+
+fn unread_replies_pause_and_resume(extra: &[&str]) {
+    let mut args = vec!["--threads", "1"];
+    args.extend_from_slice(extra);
+    let Some(s) = start_uring(&args) else {
         return;
     };
     let mut c = s.connect();

@@ -6,11 +6,13 @@
 //! tokio tasks, timers, `CLIENT PAUSE`, the blocking pool and `MONITOR` channels work as on
 //! epoll. Only the socket reads and writes go through the ring:
 //!
-//! - receive: one multishot `recv` per connection, armed once, filling buffers from the
-//!   worker's provided-buffer ring. The driver copies each completion into the connection's
-//!   pending input (at most [`RECV_PAUSE`] bytes; past it the receive is cancelled and re-armed
-//!   once the connection has consumed what it holds, so a client that does not read its
-//!   replies is throttled by TCP as on epoll) and gives the buffer back at once.
+//! - receive: one multishot `recv` per connection, filling buffers from the worker's
+//!   provided-buffer ring. The driver copies each completion into the connection's pending
+//!   input and gives the buffer back at once. The receive is armed with a total byte limit,
+//!   what keeps the pending input under [`RECV_PAUSE`] (plus one buffer): the kernel ends it
+//!   there, and it is re-armed once the connection has consumed some, so a client that does
+//!   not read its replies is throttled by TCP as on epoll. Kernels before 6.17 refuse the
+//!   limit; there each arm is a single-shot `recv` of one buffer.
 //! - send: a connection's flush queues one `send` of its whole output buffer (owned by the
 //!   driver until it completes) and returns at once, taking a spare buffer to build the next
 //!   batch in ("write-behind"): the connection goes on reading while the kernel sends, and is
@@ -62,7 +64,8 @@ const BUF_COUNT: u16 = 128;
 const BUF_SIZE: usize = 16 * 1024;
 /// The provided-buffer group id.
 const BGID: u16 = 0;
-/// Received bytes a connection may hold unconsumed before its receive is paused.
+/// Received bytes a connection may hold unconsumed (plus one buffer): its receive is armed for
+/// at most what is left of this, and not re-armed until the connection has consumed some.
 pub const RECV_PAUSE: usize = 128 * 1024;
 /// Sockets registered with the ring as fixed files (the first this many slots): their
 /// operations skip the kernel's per-operation file lookup and reference count.
@@ -111,13 +114,16 @@ fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
 /// # Errors
 /// When io_uring is unavailable (an old kernel, `ENOSYS`/`EPERM` from a seccomp profile, a
 /// missing feature) or `fail` is set (tests); the worker then serves its clients on epoll.
-pub fn install(rt: &tokio::runtime::Runtime, fail: bool) -> io::Result<()> {
+/// `recv_limit` false (tests) arms receives without their byte limit, as on kernels that
+/// refuse it.
+pub fn install(rt: &tokio::runtime::Runtime, fail: bool, recv_limit: bool) -> io::Result<()> {
     if fail {
         return Err(io::Error::other(
             "simulated failure (--io-uring-fail-setup)",
         ));
     }
-    let driver = Driver::new()?;
+    let mut driver = Driver::new()?;
+    driver.recv_limit = recv_limit;
     let eventfd = driver.eventfd.try_clone()?;
     let afd = {
         let _guard = rt.enter();
@@ -233,7 +239,7 @@ struct Slot {
     recv_armed: bool,
     /// It was armed with a total byte limit.
     recv_limited: bool,
-    /// A cancel of the receive has been queued (pause or close).
+    /// A cancel of the receive has been queued (the connection closed).
     recv_cancelling: bool,
     /// The peer closed or the socket failed (`error`).
     eof: bool,
@@ -642,8 +648,7 @@ impl Driver {
         }
         let pause = slot.pending.len() >= RECV_PAUSE;
         if limit_refused && self.recv_limit {
-            // A kernel before 6.17: receives go unlimited, paused by cancelling them.
-            debug!("io_uring: the kernel refuses a receive's byte limit; receiving unlimited");
+            debug!("io_uring: the kernel refuses a receive's byte limit; one buffer per receive");
             self.recv_limit = false;
         }
         let Some(slot) = self.slots.get_mut(index as usize) else {
@@ -651,12 +656,6 @@ impl Driver {
         };
         if slot.closed {
             self.try_free(index);
-        } else if pause && slot.recv_armed && !slot.recv_cancelling {
-            // The connection is not keeping up (busy writing to a slow reader, or a long
-            // command): stop receiving until it has consumed what it holds.
-            slot.recv_cancelling = true;
-            let gen = slot.gen;
-            self.cancel(index, gen, OP_RECV);
         } else if !more && !slot.eof && !pause {
             self.rearm.push(index);
         }
@@ -735,18 +734,30 @@ impl Driver {
         }
         slot.recv_armed = true;
         slot.recv_limited = self.recv_limit;
-        let mut entry = if slot.fixed {
-            opcode::RecvMulti::new(types::Fixed(index), BGID).build()
-        } else {
-            opcode::RecvMulti::new(types::Fd(slot.fd), BGID).build()
-        };
-        if self.recv_limit {
+        let entry = if self.recv_limit {
             // The receive ends by itself once the pending input could reach RECV_PAUSE (plus
-            // at most one buffer): in one turn the kernel may otherwise complete many buffers'
-            // worth before a cancel reaches it (we saw 1 MiB pending for a 128 KiB pause).
+            // at most one buffer). Cancelling it there instead is too late: in one turn the
+            // kernel completes many buffers' worth first (1 MiB pending was seen).
             let room = (RECV_PAUSE - slot.pending.len()) as u32;
-            entry = with_total_limit(entry, room);
-        }
+            let entry = if slot.fixed {
+                opcode::RecvMulti::new(types::Fixed(index), BGID).build()
+            } else {
+                opcode::RecvMulti::new(types::Fd(slot.fd), BGID).build()
+            };
+            with_total_limit(entry, room)
+        } else {
+            // Kernels without the limit: one buffer per receive, re-armed as above.
+            let len = BUF_SIZE as u32;
+            let entry = if slot.fixed {
+                opcode::Recv::new(types::Fixed(index), std::ptr::null_mut(), len)
+            } else {
+                opcode::Recv::new(types::Fd(slot.fd), std::ptr::null_mut(), len)
+            };
+            entry
+                .buf_group(BGID)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+        };
         let entry = entry.user_data(user_data(index, slot.gen, OP_RECV));
         self.push(&entry);
     }
