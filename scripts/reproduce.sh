@@ -10,6 +10,7 @@
 # README section                          script                            raw file
 # Performance against Redis, Threads,     scripts/bench-wire.sh all         wire-cpu-DATE-COMMIT.txt
 #   Cost of instrumentation
+# Performance: the unpipelined floor      scripts/bench-wire.sh floor       wire-floor-DATE-COMMIT.txt
 # Instrumentation overhead (in-process)   storage example instrument_overhead  instrument-overhead-DATE-COMMIT.txt
 # Threads: the store alone               storage example store_scaling     store-scaling-DATE-COMMIT.txt
 # Instrumentation overhead (wire)         docs/bench/wire-onoff.sh          wire-onoff-DATE-COMMIT.txt
@@ -44,6 +45,7 @@ fi
 
 echo "=== CPU benchmarks (long; keep the machine otherwise idle)"
 scripts/bench-wire.sh all | tee "docs/bench/raw/wire-cpu-$stamp.txt"
+scripts/bench-wire.sh floor | tee "docs/bench/raw/wire-floor-$stamp.txt"
 docs/bench/wire-onoff.sh 200000 5 | tee "docs/bench/raw/wire-onoff-$stamp.txt"
 {
     raw_header "cargo run --release -p shardcache-storage --example instrument_overhead -- 200"
