@@ -50,9 +50,10 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     }
 }
 
-/// Appends the decimal digits of `n`, formatted on the stack (the hot path must not allocate).
-pub(crate) fn put_u64(buf: &mut BytesMut, mut n: u64) {
-    let mut tmp = [0u8; 20];
+/// Formats `n` in decimal at the end of `tmp` (which must have room for 20 digits), returning
+/// the index of its first digit.
+#[inline]
+fn digits_u64(tmp: &mut [u8], mut n: u64) -> usize {
     let mut i = tmp.len();
     loop {
         i -= 1;
@@ -60,9 +61,15 @@ pub(crate) fn put_u64(buf: &mut BytesMut, mut n: u64) {
         tmp[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return i;
         }
     }
+}
+
+/// Appends the decimal digits of `n`, formatted on the stack (the hot path must not allocate).
+pub(crate) fn put_u64(buf: &mut BytesMut, n: u64) {
+    let mut tmp = [0u8; 20];
+    let i = digits_u64(&mut tmp, n);
     buf.extend_from_slice(&tmp[i..]);
 }
 
@@ -74,12 +81,19 @@ pub(crate) fn put_i64(buf: &mut BytesMut, n: i64) {
     put_u64(buf, n.unsigned_abs());
 }
 
-/// Appends `<prefix><n>\r\n`, the header line shared by most RESP types.
+/// Appends `<prefix><n>\r\n`, the header line shared by most RESP types. The line is
+/// assembled right to left on the stack and appended with one copy: it heads every bulk reply
+/// (`GET`).
+#[inline]
 pub(crate) fn put_header(buf: &mut BytesMut, prefix: u8, n: u64) {
-    buf.reserve(23);
-    buf.put_u8(prefix);
-    put_u64(buf, n);
-    buf.extend_from_slice(b"\r\n");
+    // The prefix, at most 20 digits, CRLF.
+    let mut line = [0u8; 23];
+    line[21] = b'\r';
+    line[22] = b'\n';
+    // At least 1: the digits take at most 20 of the 21 bytes before the CRLF.
+    let start = digits_u64(&mut line[..21], n) - 1;
+    line[start] = prefix;
+    buf.extend_from_slice(&line[start..]);
 }
 
 /// Converts a length to `u64` for formatting; `usize` is at most 64 bits on every target Rust
@@ -132,6 +146,11 @@ mod tests {
             let mut buf = BytesMut::new();
             put_i64(&mut buf, n);
             assert_eq!(&buf[..], n.to_string().as_bytes());
+        }
+        for n in [0, 7, 10, 32, 999, 1 << 20, u64::MAX] {
+            let mut buf = BytesMut::new();
+            put_header(&mut buf, b'$', n);
+            assert_eq!(&buf[..], format!("${n}\r\n").as_bytes());
         }
     }
 }

@@ -35,6 +35,13 @@ pub fn simple(buf: &mut BytesMut, s: &[u8]) {
     put_line(buf, b'+', s);
 }
 
+/// `+OK\r\n`: [`simple`]`(buf, b"OK")` without its scan for CR and LF, for the reply of
+/// every successful `SET`.
+#[inline]
+pub fn ok(buf: &mut BytesMut) {
+    buf.extend_from_slice(b"+OK\r\n");
+}
+
 /// Error, `-<msg>\r\n`. `msg` includes the error code (`b"ERR unknown command"`,
 /// `b"WRONGTYPE ..."`) because clients dispatch on it; the leading `-` is added here.
 ///
@@ -238,6 +245,7 @@ mod tests {
     #[test]
     fn exact_bytes() {
         check(|b| simple(b, b"OK"), b"+OK\r\n");
+        check(ok, b"+OK\r\n");
         check(|b| simple(b, b"a\r\nb"), b"+a  b\r\n");
         check(|b| error(b, b"ERR foo"), b"-ERR foo\r\n");
         check(|b| error(b, b"ERR bad\nkey"), b"-ERR bad key\r\n");

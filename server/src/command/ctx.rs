@@ -61,7 +61,7 @@ impl Ctx<'_> {
     }
     /// Writes `+OK`.
     pub fn ok(&mut self) -> CmdResult {
-        reply::simple(self.out, b"OK");
+        reply::ok(self.out);
         Ok(())
     }
     /// Writes a bulk string.
