@@ -31,6 +31,40 @@ fn decode_chunks<'a>(limits: Limits, chunks: impl IntoIterator<Item = &'a [u8]>)
     out.join("\n")
 }
 
+/// As [`decode_chunks`], through [`RequestDecoder::decode_into`] with one request reused for
+/// every decode, checking that a decode that does not complete a request leaves it untouched.
+fn decode_chunks_reusing<'a>(limits: Limits, chunks: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut decoder = RequestDecoder::new(limits);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut request = Request::default();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            let before = request.clone();
+            match decoder.decode_into(&mut buf, &mut request) {
+                Ok(true) => {
+                    out.push(render(&request));
+                    request.clear();
+                }
+                Ok(false) => {
+                    assert_eq!(request, before, "an incomplete decode changed the request");
+                    break;
+                }
+                Err(e) => {
+                    assert_eq!(request, before, "a failed decode changed the request");
+                    out.push(format!("error: {}", e.redis_message()));
+                    return out.join("\n");
+                }
+            }
+        }
+    }
+    if !buf.is_empty() {
+        out.push(format!("incomplete: {} bytes", buf.len()));
+    }
+    out.join("\n")
+}
+
 fn render(request: &Request) -> String {
     let args: Vec<String> = request
         .args()
@@ -59,6 +93,13 @@ fn check_with(limits: Limits, input: &[u8], expected: &str) {
     );
     let bytewise = decode_bytewise(limits, input);
     assert_eq!(bytewise, whole, "byte-at-a-time differs from whole");
+    let reusing = decode_chunks_reusing(limits, [input]);
+    assert_eq!(reusing, whole, "decode_into differs from decode");
+    let reusing = decode_chunks_reusing(limits, input.chunks(1));
+    assert_eq!(
+        reusing, whole,
+        "decode_into byte-at-a-time differs from decode"
+    );
 }
 
 #[track_caller]
@@ -310,6 +351,41 @@ fn arguments_are_slices_of_the_read_buffer() {
 }
 
 #[test]
+fn decode_into_reuses_the_request() {
+    // A request with more arguments than fit inline, then small ones into the same request:
+    // each decode replaces the arguments, and `clear` gives the spilled storage back.
+    let mut input = BytesMut::new();
+    let many: Vec<Vec<u8>> = (0..12).map(|i| format!("a{i}").into_bytes()).collect();
+    write_request(&mut input, &many);
+    write_request(&mut input, &[b"GET".to_vec(), b"k".to_vec()]);
+    input.extend_from_slice(b"PING\r\n");
+    let mut decoder = RequestDecoder::new(Limits::default());
+    let mut request = Request::default();
+    assert!(matches!(
+        decoder.decode_into(&mut input, &mut request),
+        Ok(true)
+    ));
+    assert_eq!(request.len(), 12);
+    request.clear();
+    assert!(request.is_empty());
+    assert!(matches!(
+        decoder.decode_into(&mut input, &mut request),
+        Ok(true)
+    ));
+    assert_eq!(render(&request), r#"["GET" "k"]"#);
+    assert!(matches!(
+        decoder.decode_into(&mut input, &mut request),
+        Ok(true)
+    ));
+    assert_eq!(render(&request), r#"["PING"]"#);
+    assert!(matches!(
+        decoder.decode_into(&mut input, &mut request),
+        Ok(false)
+    ));
+    assert_eq!(render(&request), r#"["PING"]"#);
+}
+
+#[test]
 fn request_api() {
     let request = Request::from_args([Bytes::from_static(b"GET"), Bytes::from_static(b"k")]);
     assert_eq!(request.len(), 2);
@@ -439,7 +515,8 @@ proptest! {
         let expected = expected.join("\n");
         prop_assert_eq!(&decode_whole(Limits::default(), &input), &expected);
         let chunks = split_at_points(&input, points);
-        prop_assert_eq!(&decode_chunks(Limits::default(), chunks), &expected);
+        prop_assert_eq!(&decode_chunks(Limits::default(), chunks.clone()), &expected);
+        prop_assert_eq!(&decode_chunks_reusing(Limits::default(), chunks), &expected);
     }
 
     #[test]
@@ -461,7 +538,8 @@ proptest! {
             Limits::default()
         };
         let whole = decode_whole(limits, &input);
-        prop_assert_eq!(&decode_chunks(limits, split_at_points(&input, points)), &whole);
+        prop_assert_eq!(&decode_chunks(limits, split_at_points(&input, points.clone())), &whole);
         prop_assert_eq!(&decode_bytewise(limits, &input), &whole);
+        prop_assert_eq!(&decode_chunks_reusing(limits, split_at_points(&input, points)), &whole);
     }
 }

@@ -40,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use shardcache_protocol::{ProtocolError, Request, RequestDecoder};
-use tokio_util::codec::Decoder;
 use tracing::{debug, warn};
 
 use crate::client::ClientState;
@@ -79,10 +78,23 @@ pub struct Connection {
     worker: usize,
     /// Commands of the batch run being timed (indices into the command table).
     timed: Vec<u16>,
-    /// Requests decoded ahead of execution (their keys prefetched), oldest first, and the
-    /// decoding error that ended the look-ahead, reported once they have run.
-    ahead: std::collections::VecDeque<Request>,
-    ahead_err: Option<ProtocolError>,
+}
+
+/// The requests of a batch, decoded in place into slots reused from batch to batch (a
+/// `Request` is a few hundred bytes with its inline arguments: decoded where it stays, it is
+/// never moved), up to [`LOOKAHEAD`] ahead of execution so their keys can be prefetched.
+#[derive(Default)]
+struct Lookahead {
+    /// Decoded requests in `..len`, handed out in order; a slot's arguments are dropped when
+    /// the request after it is asked for. Grows to [`LOOKAHEAD`] slots on the first pipelined
+    /// batch; a connection that never pipelines has one.
+    slots: Vec<Request>,
+    /// Slots handed out: `slots[next - 1]` is the request running.
+    next: usize,
+    /// Slots decoded.
+    len: usize,
+    /// The decoding error that ended the look-ahead, reported once the requests before it ran.
+    err: Option<ProtocolError>,
 }
 
 /// The start of the run of commands being timed (in [`latency::ticks`]); the commands are in
@@ -116,6 +128,88 @@ impl Run {
     }
 }
 
+impl Lookahead {
+    /// The next request of the batch, after dropping the arguments of the one that ran: the
+    /// oldest decoded ahead, else a newly decoded one. When a new one is decoded and more
+    /// input is buffered (a pipelined batch), up to [`LOOKAHEAD`] − 1 more are decoded and
+    /// every one's key (its first argument, for the client's current database `db`) is
+    /// prefetched before the first is returned. Prefetching is only a hint: a request that is
+    /// not keyed, or a `SELECT` in the batch, costs a useless prefetch and changes nothing.
+    fn next_request(
+        &mut self,
+        shared: &Shared,
+        db: usize,
+        decoder: &mut RequestDecoder,
+        input: &mut BytesMut,
+    ) -> Result<Option<&Request>, ProtocolError> {
+        if let Some(ran) = self.next.checked_sub(1).and_then(|i| self.slots.get_mut(i)) {
+            ran.clear();
+        }
+        if self.next == self.len {
+            self.next = 0;
+            self.len = 0;
+            if let Some(e) = self.err.take() {
+                return Err(e);
+            }
+            self.decode(decoder, input)?;
+            if self.len > 1 {
+                for r in &self.slots[..self.len] {
+                    if let Some(key) = r.args().get(1) {
+                        shared.store.prefetch(db, key);
+                    }
+                }
+            }
+        }
+        let request = self.slots[..self.len].get(self.next);
+        if request.is_some() {
+            self.next += 1;
+        }
+        Ok(request)
+    }
+
+    /// Decodes into the emptied slots: one request, and while more input is buffered, up to
+    /// [`LOOKAHEAD`] − 1 more. An error on the first is returned at once; an error after it
+    /// ends the look-ahead and is kept for after the requests before it.
+    fn decode(
+        &mut self,
+        decoder: &mut RequestDecoder,
+        input: &mut BytesMut,
+    ) -> Result<(), ProtocolError> {
+        while self.len < LOOKAHEAD && (self.len == 0 || !input.is_empty()) {
+            if self.slots.len() == self.len {
+                // One slot for a connection that never pipelines, all of them at its first
+                // pipelined batch.
+                self.slots.reserve_exact(if self.len == 0 {
+                    1
+                } else {
+                    LOOKAHEAD - self.len
+                });
+                self.slots.push(Request::default());
+            }
+            let slot = &mut self.slots[self.len];
+            match decoder.decode_into(input, slot) {
+                Ok(true) => self.len += 1,
+                Ok(false) => break,
+                Err(e) if self.len == 0 => return Err(e),
+                Err(e) => {
+                    self.err = Some(e);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the running request out of its slot (for a command run on the blocking pool).
+    fn take_running(&mut self) -> Request {
+        self.next
+            .checked_sub(1)
+            .and_then(|i| self.slots.get_mut(i))
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+}
+
 impl Connection {
     /// Wraps an accepted socket, served by worker thread `worker`.
     pub fn new(stream: Stream, peer: SocketAddr, shared: Arc<Shared>, worker: usize) -> Connection {
@@ -127,8 +221,6 @@ impl Connection {
             state,
             worker,
             timed: Vec::new(),
-            ahead: std::collections::VecDeque::new(),
-            ahead_err: None,
         }
     }
 
@@ -155,6 +247,7 @@ impl Connection {
             Some(self.stream.as_raw_fd()),
         );
         let mut decoder = RequestDecoder::new(shared.limits);
+        let mut ahead = Lookahead::default();
         let mut input = BytesMut::with_capacity(READ_CHUNK);
         let mut output = BytesMut::with_capacity(READ_CHUNK);
         let query_limit =
@@ -163,7 +256,14 @@ impl Connection {
         loop {
             // Execute every complete request already buffered.
             let flow = self
-                .execute_batch(&shared, stats, &mut decoder, &mut input, &mut output)
+                .execute_batch(
+                    &shared,
+                    stats,
+                    &mut decoder,
+                    &mut ahead,
+                    &mut input,
+                    &mut output,
+                )
                 .await;
             if !output.is_empty() && self.flush(stats, &mut output).await.is_err() {
                 return;
@@ -261,6 +361,7 @@ impl Connection {
         shared: &Arc<Shared>,
         stats: &WorkerStats,
         decoder: &mut RequestDecoder,
+        ahead: &mut Lookahead,
         input: &mut BytesMut,
         output: &mut BytesMut,
     ) -> Flow {
@@ -271,7 +372,7 @@ impl Connection {
         // The end of the last inline command timed for SLOWLOG; reset across waits.
         let mut boundary: Option<u64> = None;
         loop {
-            match self.next_request(shared, decoder, input) {
+            match ahead.next_request(shared, self.state.db, decoder, input) {
                 Ok(Some(request)) => {
                     let before = output.len();
                     let args = request.args();
@@ -305,6 +406,7 @@ impl Connection {
                             Some(d) if d.offload(args) => {
                                 run.end(stats, &mut self.timed);
                                 boundary = None;
+                                let request = ahead.take_running();
                                 self.run_offloaded(shared, stats, d, request, output).await
                             }
                             Some(d) => {
@@ -324,7 +426,6 @@ impl Connection {
                                     shared.command_took(d.index, ns, args, &self.state);
                                 }
                                 stats.call(d.index, failed);
-                                drop(request);
                                 flow
                             }
                         },
@@ -371,51 +472,6 @@ impl Connection {
                 }
             }
         }
-    }
-
-    /// The next request of the batch: the oldest decoded ahead, else a newly decoded one. When
-    /// a new one is decoded and more input is buffered (a pipelined batch), up to
-    /// [`LOOKAHEAD`] − 1 more are decoded and every one's key (its first argument, for the
-    /// client's current database) is prefetched before the first is returned. Prefetching is
-    /// only a hint: a request that is not keyed, or a `SELECT` in the batch, costs a useless
-    /// prefetch and changes nothing.
-    fn next_request(
-        &mut self,
-        shared: &Shared,
-        decoder: &mut RequestDecoder,
-        input: &mut BytesMut,
-    ) -> Result<Option<Request>, ProtocolError> {
-        if let Some(r) = self.ahead.pop_front() {
-            return Ok(Some(r));
-        }
-        if let Some(e) = self.ahead_err.take() {
-            return Err(e);
-        }
-        let Some(first) = decoder.decode(input)? else {
-            return Ok(None);
-        };
-        if input.is_empty() {
-            return Ok(Some(first));
-        }
-        while self.ahead.len() < LOOKAHEAD - 1 {
-            match decoder.decode(input) {
-                Ok(Some(r)) => self.ahead.push_back(r),
-                Ok(None) => break,
-                Err(e) => {
-                    self.ahead_err = Some(e);
-                    break;
-                }
-            }
-        }
-        if !self.ahead.is_empty() {
-            let db = self.state.db;
-            for r in std::iter::once(&first).chain(self.ahead.iter()) {
-                if let Some(key) = r.args().get(1) {
-                    shared.store.prefetch(db, key);
-                }
-            }
-        }
-        Ok(Some(first))
     }
 
     /// Runs a long command on the worker runtime's blocking pool, so the worker's other
