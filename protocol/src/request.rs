@@ -160,22 +160,38 @@ impl LineScan {
 /// Most arguments a request may have for [`RequestDecoder::whole_multibulk`].
 const FAST_ARGS: usize = 16;
 
+/// Most digits [`header_number`] reads: an 18-digit number fits `i64` (and `u64`), so it is
+/// accumulated without overflow checks. A longer one is left to the resumable path.
+const FAST_DIGITS: usize = 18;
+
 /// The non-negative number of a `*<n>` or `$<n>` line whose digits start at `from`, and the
 /// offset after its CRLF, when the line is complete, within `max_line` (the type byte and the
-/// digits), and in the canonical form Redis's `string2ll` accepts. `None` for anything else
-/// (the resumable path handles it).
+/// digits), and in the canonical form Redis's `string2ll` accepts (at least one digit, no
+/// leading zero but in `0` itself). `None` for anything else (the resumable path handles it).
 #[inline]
 fn header_number(b: &[u8], from: usize, max_line: usize) -> Option<(usize, usize)> {
     let digits = b.get(from..)?;
-    let cr = digits.iter().take(20).position(|&c| !c.is_ascii_digit())?;
-    if digits.get(cr) != Some(&b'\r') || cr + 1 > max_line {
+    let mut n: u64 = 0;
+    let mut cr = 0;
+    loop {
+        let c = *digits.get(cr)?;
+        if c == b'\r' {
+            break;
+        }
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 || cr == FAST_DIGITS {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+        cr += 1;
+    }
+    if cr == 0 || (cr > 1 && digits.first() == Some(&b'0')) || cr + 1 > max_line {
         return None;
     }
     // Redis needs one byte after the '\r' (assumed to be '\n', not checked).
     if from + cr + 1 >= b.len() {
         return None;
     }
-    let n = parse_i64(&digits[..cr])?;
     Some((usize::try_from(n).ok()?, from + cr + 2))
 }
 

@@ -148,6 +148,37 @@ fn multibulk() {
 }
 
 #[test]
+fn whole_requests_the_one_pass_path_declines() {
+    // A request that has arrived whole is decoded in one pass unless something in it is not
+    // plain; then the resumable path decides, with Redis's answer.
+    check(
+        b"*1\r\n$01\r\na\r\n",
+        "error: ERR Protocol error: invalid bulk length",
+    );
+    check(
+        b"*1\r\n$00\r\n\r\n",
+        "error: ERR Protocol error: invalid bulk length",
+    );
+    check(
+        b"*1\r\n$0000000000000000001\r\na\r\n",
+        "error: ERR Protocol error: invalid bulk length",
+    );
+    check(
+        b"*01\r\n$1\r\na\r\n",
+        "error: ERR Protocol error: invalid multibulk length",
+    );
+    check(b"*1\r\n$0\r\n\r\n", r#"[""]"#);
+    check(b"*1\r\n$10\r\n0123456789\r\n", r#"["0123456789"]"#);
+    // More arguments than the one-pass path takes.
+    let mut many = b"*17\r\n".to_vec();
+    for _ in 0..17 {
+        many.extend_from_slice(b"$1\r\nx\r\n");
+    }
+    let expected = format!("[{}]", vec![r#""x""#; 17].join(" "));
+    check(&many, &expected);
+}
+
+#[test]
 fn multibulk_redis_quirks() {
     // Redis skips the two bytes after a length line and after bulk data without checking them.
     check(b"*1\r\n$3\r\nfooXY", r#"["foo"]"#);
