@@ -548,3 +548,107 @@ impl Connection {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use shardcache_config::Config;
+    use shardcache_protocol::{write_request, Limits};
+
+    use super::*;
+
+    fn shared() -> Shared {
+        let config = Config::parse_from(["shardcache", "--shards", "4", "--metrics-addr", ""]);
+        Shared::new(config, 0).expect("shared state")
+    }
+
+    /// `n` pipelined `GET kI`.
+    fn gets(n: usize) -> BytesMut {
+        let mut input = BytesMut::new();
+        for i in 0..n {
+            write_request(&mut input, &[b"GET".to_vec(), format!("k{i}").into_bytes()]);
+        }
+        input
+    }
+
+    /// The keys of the requests `next_request` hands out until the batch ends, and how it
+    /// ended.
+    fn drain(
+        shared: &Shared,
+        ahead: &mut Lookahead,
+        decoder: &mut RequestDecoder,
+        input: &mut BytesMut,
+    ) -> (Vec<String>, Result<(), ProtocolError>) {
+        let mut keys = Vec::new();
+        loop {
+            match ahead.next_request(shared, 0, decoder, input) {
+                Ok(Some(r)) => keys.push(String::from_utf8_lossy(&r.args()[1]).into_owned()),
+                Ok(None) => return (keys, Ok(())),
+                Err(e) => return (keys, Err(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_pipelined_batch_is_handed_out_in_order_and_its_buffer_released() {
+        let shared = shared();
+        let mut decoder = RequestDecoder::new(Limits::default());
+        let mut ahead = Lookahead::default();
+        let mut input = gets(LOOKAHEAD + 4);
+        let capacity = input.capacity();
+        let (keys, end) = drain(&shared, &mut ahead, &mut decoder, &mut input);
+        let want: Vec<String> = (0..LOOKAHEAD + 4).map(|i| format!("k{i}")).collect();
+        assert_eq!(keys, want);
+        assert!(end.is_ok());
+        assert_eq!(ahead.slots.len(), LOOKAHEAD);
+        assert!(ahead.slots.iter().all(Request::is_empty));
+        // No argument still refers to the read buffer: it is reused in place.
+        assert!(input.is_empty());
+        assert!(input.try_reclaim(capacity));
+    }
+
+    #[test]
+    fn a_lone_request_uses_one_slot() {
+        let shared = shared();
+        let mut decoder = RequestDecoder::new(Limits::default());
+        let mut ahead = Lookahead::default();
+        let mut input = gets(1);
+        let (keys, end) = drain(&shared, &mut ahead, &mut decoder, &mut input);
+        assert_eq!(keys, ["k0"]);
+        assert!(end.is_ok());
+        assert_eq!(ahead.slots.len(), 1);
+    }
+
+    #[test]
+    fn a_decoding_error_comes_after_the_requests_before_it() {
+        let shared = shared();
+        for before in [0, 3, LOOKAHEAD - 1, LOOKAHEAD, LOOKAHEAD + 2] {
+            let mut decoder = RequestDecoder::new(Limits::default());
+            let mut ahead = Lookahead::default();
+            let mut input = gets(before);
+            input.extend_from_slice(b"*1\r\n+OK\r\n");
+            let (keys, end) = drain(&shared, &mut ahead, &mut decoder, &mut input);
+            assert_eq!(keys.len(), before);
+            assert!(
+                matches!(end, Err(ProtocolError::ExpectedDollar(b'+'))),
+                "{before}: {end:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_running_request_can_be_taken() {
+        let shared = shared();
+        let mut decoder = RequestDecoder::new(Limits::default());
+        let mut ahead = Lookahead::default();
+        let mut input = gets(3);
+        let first = ahead
+            .next_request(&shared, 0, &mut decoder, &mut input)
+            .expect("a complete request")
+            .cloned();
+        assert_eq!(Some(ahead.take_running()), first);
+        let (keys, end) = drain(&shared, &mut ahead, &mut decoder, &mut input);
+        assert_eq!(keys, ["k1", "k2"]);
+        assert!(end.is_ok());
+    }
+}
