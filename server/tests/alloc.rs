@@ -158,7 +158,11 @@ fn set_allocates_only_the_entry() {
     let set = |range: std::ops::Range<usize>, v: &'static str| {
         batch(range.len(), move |i| {
             let k = format!("key:{:06}", range.start + i);
-            format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n$5\r\n{v}\r\n", k.len())
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
+                k.len(),
+                v.len()
+            )
         })
     };
     // Fill the tables first, so what follows measures the steady state rather than the first
@@ -175,13 +179,23 @@ fn set_allocates_only_the_entry() {
         (2000..=2000 + 500).contains(&new_keys),
         "allocations for 2,000 SETs of new keys: {new_keys}"
     );
-    let mut input = set(50_000..52_000, "other");
+    // Overwrites with a value of another size: one per overwrite (the new entry, built before
+    // the lock), plus the hot-key sampler copying a key when it enters a shard's top-K: one in
+    // 128 lock acquisitions of each of the 16 shards, so at most 2000 / 128 + 16.
+    let mut input = set(50_000..52_000, "other value");
     let overwrites = count(|| executed = h.run(&mut input));
-    // One per overwrite (the new entry, built before the lock), plus the hot-key sampler
-    // copying a key when it enters a shard's top-K: one in 128 lock acquisitions of each of
-    // the 16 shards, so at most 2000 / 128 + 16.
+    assert_eq!(executed, 2000);
     assert!(
         (2000..=2000 + 2000 / 128 + 16).contains(&overwrites),
-        "allocations for 2,000 overwrites: {overwrites}"
+        "allocations for 2,000 overwrites with a longer value: {overwrites}"
+    );
+    // Overwrites with a value of the same size: each new entry takes the block the previous
+    // overwrite freed (the thread's spare), so only the first allocates, plus the sampler.
+    let mut input = set(50_000..52_000, "third value");
+    let same_size = count(|| executed = h.run(&mut input));
+    assert_eq!(executed, 2000);
+    assert!(
+        same_size <= 1 + 2000 / 128 + 16,
+        "allocations for 2,000 same-size overwrites: {same_size}"
     );
 }
