@@ -76,8 +76,9 @@ pub struct Connection {
     state: ClientState,
     /// The worker thread serving this connection: whose statistics it writes.
     worker: usize,
-    /// Commands of the batch run being timed (indices into the command table).
-    timed: Vec<u16>,
+    /// Commands of the batch run being timed, run-length encoded: (index into the command
+    /// table, consecutive executions).
+    timed: Vec<(u16, u32)>,
 }
 
 /// The requests of a batch, decoded in place into slots reused from batch to batch (a
@@ -97,33 +98,61 @@ struct Lookahead {
     err: Option<ProtocolError>,
 }
 
-/// The start of the run of commands being timed (in [`latency::ticks`]); the commands are in
-/// `Connection::timed`.
+/// The run of commands being timed together: its start (in [`latency::ticks`]) and its
+/// commands, run-length encoded.
 struct Run {
     timing: bool,
     started: Option<u64>,
+    /// The command of the run-length being counted, and its count so far (0: none yet);
+    /// finished run-lengths are in `Connection::timed`.
+    current: u16,
+    count: u32,
 }
 
 impl Run {
-    /// Starts the clock at the run's first command.
-    #[inline]
-    fn command(&mut self, timed: &mut Vec<u16>, index: usize) {
-        if self.timing {
-            if self.started.is_none() {
-                self.started = Some(latency::ticks());
-            }
-            timed.push(index as u16);
+    fn new(timing: bool) -> Run {
+        Run {
+            timing,
+            started: None,
+            current: 0,
+            count: 0,
         }
     }
 
+    /// Starts the clock at the run's first command; counts `index` in the run (a pipeline of
+    /// one command costs a comparison and an increment each).
+    #[inline]
+    fn command(&mut self, timed: &mut Vec<(u16, u32)>, index: usize) {
+        if !self.timing {
+            return;
+        }
+        let index = index as u16;
+        if self.count != 0 && self.current == index {
+            self.count += 1;
+            return;
+        }
+        if self.started.is_none() {
+            self.started = Some(latency::ticks());
+        }
+        if self.count != 0 {
+            timed.push((self.current, self.count));
+        }
+        self.current = index;
+        self.count = 1;
+    }
+
     /// Ends the run: its time is shared evenly by its commands.
-    fn end(&mut self, stats: &WorkerStats, timed: &mut Vec<u16>) {
+    fn end(&mut self, stats: &WorkerStats, timed: &mut Vec<(u16, u32)>) {
         if let Some(t0) = self.started.take() {
+            if self.count != 0 {
+                timed.push((self.current, self.count));
+            }
             stats.durations(
                 timed,
                 latency::ticks_to_ns(latency::ticks().saturating_sub(t0)),
             );
         }
+        self.count = 0;
         timed.clear();
     }
 }
@@ -365,10 +394,7 @@ impl Connection {
         input: &mut BytesMut,
         output: &mut BytesMut,
     ) -> Flow {
-        let mut run = Run {
-            timing: shared.config.lock_stats,
-            started: None,
-        };
+        let mut run = Run::new(shared.config.lock_stats);
         // The end of the last inline command timed for SLOWLOG; reset across waits.
         let mut boundary: Option<u64> = None;
         loop {
@@ -418,7 +444,7 @@ impl Connection {
                                     .times_commands()
                                     .then(|| *boundary.get_or_insert_with(latency::ticks));
                                 let (flow, failed) =
-                                    command::run(shared, &mut self.state, d.index, args, output);
+                                    command::run(shared, &mut self.state, d, args, output);
                                 if let Some(t0) = t0 {
                                     let now = latency::ticks();
                                     boundary = Some(now);
@@ -493,7 +519,7 @@ impl Connection {
             // their cost.
             let t0 = Instant::now();
             let (flow, failed) =
-                command::run(&job_shared, &mut client, d.index, request.args(), &mut out);
+                command::run(&job_shared, &mut client, d, request.args(), &mut out);
             let ns = t0.elapsed().as_nanos() as u64;
             job_shared.command_took(d.index, ns, request.args(), &client);
             (client, out, flow, failed, timing.then_some(ns))

@@ -116,22 +116,19 @@ impl WorkerStats {
         }
     }
 
-    /// A run of commands (indices into [`COMMANDS`]) that took `ns` together: each is
-    /// recorded with an equal share. This is how a batch is timed with two counter reads
-    /// instead of two per command.
-    pub fn durations(&self, indices: &[u16], ns: u64) {
-        let n = indices.len() as u64;
+    /// A run of commands that took `ns` together, as (index into [`COMMANDS`], consecutive
+    /// executions) pairs: each execution is recorded with an equal share. This is how a batch
+    /// is timed with two counter reads instead of two per command.
+    pub fn durations(&self, runs: &[(u16, u32)], ns: u64) {
+        let n: u64 = runs.iter().map(|&(_, k)| u64::from(k)).sum();
         if n == 0 {
             return;
         }
         let share = ns / n;
-        let mut rest = indices;
-        while let Some((&first, tail)) = rest.split_first() {
-            let run = 1 + tail.iter().take_while(|&&i| i == first).count();
-            if let Some(c) = self.commands.get(usize::from(first)) {
-                c.duration.record_n(share, run as u64);
+        for &(index, k) in runs {
+            if let Some(c) = self.commands.get(usize::from(index)) {
+                c.duration.record_n(share, u64::from(k));
             }
-            rest = &rest[run..];
         }
     }
 
@@ -293,7 +290,7 @@ mod tests {
         stats.worker(0).net_output(7);
         let g = get as u16;
         let s = set as u16;
-        stats.worker(0).durations(&[g, g, s], 3000);
+        stats.worker(0).durations(&[(g, 2), (s, 1)], 3000);
         let t = stats.totals();
         assert_eq!(t.commands[get].calls, 2);
         assert_eq!(t.commands[get].failed, 1);

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use shardcache_storage::blame::Holder;
 
 /// The Redis version shardcache reports (`INFO`'s `redis_version`, `HELLO`'s `version`,
 /// the `shardcache_build_info` metric): the Redis whose command table this follows.
@@ -934,12 +935,16 @@ pub(crate) struct Entry {
     pub(crate) no_auth: bool,
     /// Whether it leaves the event loop (see `command::Dispatched::offload`).
     pub(crate) offload: Offload,
+    /// The lock holder the store charges its holds and waits to (its tag, and whether its
+    /// holds are timed).
+    pub(crate) holder: Holder,
 }
 
 impl Entry {
     fn of(index: usize, c: &CommandSpec) -> Entry {
         Entry {
             index,
+            holder: Holder::new(holder_tag(index), holds_timed(index)),
             denyoom: c.flags.contains(Flags::DENYOOM),
             no_auth: c.flags.contains(Flags::NO_AUTH),
             offload: Offload::of(c.name),
@@ -1129,20 +1134,13 @@ pub fn holder_name(tag: u16) -> &'static str {
 /// (whose entry is built before the lock: O(1) under it), those that take any number of keys
 /// (`MGET` holds its shards for all of them), and `APPEND`, which copies the value. Others
 /// are timed one acquisition in `HOLD_SAMPLE`.
-#[inline]
-pub(crate) fn holds_timed(index: usize) -> bool {
-    static TIMED: OnceLock<Box<[bool]>> = OnceLock::new();
-    TIMED.get_or_init(|| {
-        COMMANDS
-            .iter()
-            .map(|c| {
-                let o1_write = matches!(c.name, "set" | "setex" | "psetex");
-                (!c.flags.contains(Flags::FAST) && !o1_write)
-                    || (c.first_key > 0 && c.last_key < 0)
-                    || c.name == "append"
-            })
-            .collect()
-    })[index]
+/// Computed once per command, into its [`Entry`].
+fn holds_timed(index: usize) -> bool {
+    let c = &COMMANDS[index];
+    let o1_write = matches!(c.name, "set" | "setex" | "psetex");
+    (!c.flags.contains(Flags::FAST) && !o1_write)
+        || (c.first_key > 0 && c.last_key < 0)
+        || c.name == "append"
 }
 
 /// Whether the command is flagged `fast` (the latency monitor's `fast-command` event).

@@ -83,6 +83,9 @@ pub(crate) const STICKY: u32 = 1 << 18;
 thread_local! {
     /// This thread's holder word (tag | TIMED).
     static CURRENT: Cell<u32> = const { Cell::new(0) };
+    /// Whether `LONG` may hold anything: the one test a command's end makes
+    /// ([`long_holds_pending`]).
+    static LONG_PENDING: Cell<bool> = const { Cell::new(false) };
     /// Long holds made by this thread since the last `take_long_holds`.
     static LONG: RefCell<Vec<LongHold>> = const { RefCell::new(Vec::new()) };
     /// This thread's figures, registered in `SINKS` on first use.
@@ -124,12 +127,22 @@ impl Drop for HolderScope {
     }
 }
 
-/// Makes `tag` this thread's lock holder until the scope drops; with `timed` every hold it
-/// makes is timed.
+/// A holder tag and whether its holds are timed, as one word (what [`enter`] installs):
+/// built once per command at start-up, so entering a command's scope is one store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder(u32);
+
+impl Holder {
+    /// `tag`, with every hold timed when `timed`.
+    pub const fn new(tag: u16, timed: bool) -> Holder {
+        Holder(tag as u32 | if timed { TIMED } else { 0 })
+    }
+}
+
+/// Makes `holder` this thread's lock holder until the scope drops.
 #[inline]
-pub fn enter(tag: u16, timed: bool) -> HolderScope {
-    let word = u32::from(tag) | if timed { TIMED } else { 0 };
-    HolderScope(CURRENT.with(|c| c.replace(word)))
+pub fn enter(holder: Holder) -> HolderScope {
+    HolderScope(CURRENT.with(|c| c.replace(holder.0)))
 }
 
 /// This thread's holder word.
@@ -154,12 +167,25 @@ pub struct LongHold {
     pub waited_ns: u64,
 }
 
+/// Whether this thread has queued long holds since the last [`take_long_holds`]: one
+/// thread-local load, for the end of every command.
+#[inline]
+pub fn long_holds_pending() -> bool {
+    LONG_PENDING.with(Cell::get)
+}
+
 /// Takes this thread's queued long holds (no allocation when there are none).
 #[inline]
 pub fn take_long_holds() -> Vec<LongHold> {
+    if !long_holds_pending() {
+        return Vec::new();
+    }
     LONG.with(|l| match l.try_borrow_mut() {
-        Ok(mut l) if !l.is_empty() => std::mem::take(&mut *l),
-        _ => Vec::new(),
+        Ok(mut l) => {
+            LONG_PENDING.with(|p| p.set(false));
+            std::mem::take(&mut *l)
+        }
+        Err(_) => Vec::new(),
     })
 }
 
@@ -168,6 +194,7 @@ pub(crate) fn push_long_hold(h: LongHold) {
         if let Ok(mut l) = l.try_borrow_mut() {
             if l.len() < LONG_MAX {
                 l.push(h);
+                LONG_PENDING.with(|p| p.set(true));
             }
         }
     });
@@ -403,10 +430,10 @@ mod tests {
     fn enter_sets_and_restores_the_holder() {
         assert_eq!(current(), 0);
         {
-            let _a = enter(7, false);
+            let _a = enter(Holder::new(7, false));
             assert_eq!(current(), 7);
             {
-                let _b = enter(9, true);
+                let _b = enter(Holder::new(9, true));
                 assert_eq!(current(), 9 | TIMED);
             }
             assert_eq!(current(), 7);
@@ -441,7 +468,7 @@ mod tests {
     #[test]
     fn exited_threads_are_folded_into_the_total() {
         std::thread::spawn(|| {
-            let _s = enter(4242, true);
+            let _s = enter(Holder::new(4242, true));
             record_hold(current(), 5_000, 1);
             record_wait(3, 4243 | WRITE, 7_000);
         })

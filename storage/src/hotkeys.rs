@@ -26,7 +26,10 @@ pub(crate) fn should_sample(prev: Option<u64>) -> bool {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Counter {
-    pub(crate) key: Bytes,
+    /// The key's hash (the store's), compared before the key.
+    hash: u64,
+    /// The key; its buffer is reused by the next key that takes the counter over.
+    pub(crate) key: Vec<u8>,
     pub(crate) count: u64,
     pub(crate) error: u64,
 }
@@ -40,24 +43,31 @@ pub(crate) struct TopK {
 }
 
 impl TopK {
-    /// Records one sampled access to `key`. Copies the key only when it enters the set.
-    pub(crate) fn record(&mut self, key: &[u8]) {
+    /// Records one sampled access to `key` (whose store hash is `hash`). Copies the key only
+    /// when it enters the set, into the buffer of the key it replaces (no allocation once the
+    /// set is full, unless the key is longer than any before in that counter).
+    pub(crate) fn record(&mut self, hash: u64, key: &[u8]) {
         self.samples += 1;
-        if let Some(c) = self.counters.iter_mut().find(|c| c.key == key) {
+        if let Some(c) = self
+            .counters
+            .iter_mut()
+            .find(|c| c.hash == hash && c.key == key)
+        {
             c.count += 1;
         } else if self.counters.len() < TOP_K {
             self.counters.push(Counter {
-                key: Bytes::copy_from_slice(key),
+                hash,
+                key: key.to_vec(),
                 count: 1,
                 error: 0,
             });
         } else if let Some(min) = self.counters.iter_mut().min_by_key(|c| c.count) {
             let m = min.count;
-            *min = Counter {
-                key: Bytes::copy_from_slice(key),
-                count: m + 1,
-                error: m,
-            };
+            min.hash = hash;
+            min.key.clear();
+            min.key.extend_from_slice(key);
+            min.count = m + 1;
+            min.error = m;
         }
         if self.samples >= DECAY_AFTER {
             self.samples /= 2;
@@ -91,17 +101,23 @@ mod tests {
     #[test]
     fn heavy_hitters_survive() {
         let mut t = TopK::default();
+        let mut record = |key: &[u8]| {
+            t.record(
+                ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one(key),
+                key,
+            )
+        };
         for i in 0..10_000u32 {
-            t.record(b"hot");
+            record(b"hot");
             if i % 3 == 0 {
-                t.record(b"warm");
+                record(b"warm");
             }
-            t.record(format!("cold{i}").as_bytes());
+            record(format!("cold{i}").as_bytes());
         }
         assert!(t.counters.len() <= TOP_K);
-        let hot = t.counters.iter().find(|c| c.key == "hot").unwrap();
+        let hot = t.counters.iter().find(|c| c.key == b"hot").unwrap();
         assert!(hot.count >= 10_000);
-        assert!(t.counters.iter().any(|c| c.key == "warm"));
+        assert!(t.counters.iter().any(|c| c.key == b"warm"));
     }
 
     #[test]

@@ -362,20 +362,17 @@ impl<T> InstrumentedRwLock<T> {
             Some(g) => (g, 0),
             None => self.wait(false, || self.lock.read()),
         };
-        let mut word = me;
-        if me & TIMED != 0 {
-            word |= STICKY;
-            self.holder.store(word, Relaxed);
-        } else {
+        let (word, start) = if me & TIMED == 0 {
             let h = self.holder.load(Relaxed);
-            if h != word && h & STICKY == 0 {
-                self.holder.store(word, Relaxed);
+            if h != me && h & STICKY == 0 {
+                self.holder.store(me, Relaxed);
             }
-        }
-        let start = if me & TIMED != 0 || prev % HOLD_SAMPLE == 0 {
-            start_time(waited_until)
+            let sampled = prev % HOLD_SAMPLE == 0;
+            (me, if sampled { start_time(waited_until) } else { 0 })
         } else {
-            0
+            let word = me | STICKY;
+            self.holder.store(word, Relaxed);
+            (word, start_time(waited_until))
         };
         let g = ReadGuard {
             guard: ManuallyDrop::new(guard),
@@ -626,7 +623,7 @@ mod tests {
             .map(|t| {
                 let l = l.clone();
                 std::thread::spawn(move || {
-                    let _h = blame::enter(20_000 + t, t == 0);
+                    let _h = blame::enter(blame::Holder::new(20_000 + t, t == 0));
                     for i in 0..2_000u64 {
                         if (i + u64::from(t)) % 3 == 0 {
                             *l.write() += 1;
@@ -667,18 +664,18 @@ mod tests {
         blame::set_long_hold_ns(Some(1_000_000));
         let l = Arc::new(InstrumentedRwLock::new(0u64, true).with_id(ID));
         let slow = {
-            let _h = blame::enter(21_000, true);
+            let _h = blame::enter(blame::Holder::new(21_000, true));
             l.read()
         };
         {
-            let _h = blame::enter(21_001, false);
+            let _h = blame::enter(blame::Holder::new(21_001, false));
             for _ in 0..10 {
                 drop(l.read());
             }
         }
         let l2 = l.clone();
         let writer = std::thread::spawn(move || {
-            let _h = blame::enter(21_002, false);
+            let _h = blame::enter(blame::Holder::new(21_002, false));
             *l2.write() += 1;
         });
         while l.waiting.count.load(Relaxed) == 0 {
@@ -721,7 +718,7 @@ mod tests {
     #[test]
     fn sampled_holds_estimate_all_holds() {
         let l = InstrumentedRwLock::new((), true).with_id(900_003);
-        let _h = blame::enter(22_000, false);
+        let _h = blame::enter(blame::Holder::new(22_000, false));
         for _ in 0..HOLD_SAMPLE * 10 {
             drop(l.read());
         }

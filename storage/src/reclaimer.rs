@@ -59,7 +59,7 @@ fn spawn(store: Weak<Store>, interval: Duration) -> Reclaimer {
         .name("shardcache-expire".into())
         .spawn(move || loop {
             // Its holds are blamed on "background" and always timed (a pass can be long).
-            let _holder = blame::enter(blame::TAG_BACKGROUND, true);
+            let _holder = blame::enter(blame::Holder::new(blame::TAG_BACKGROUND, true));
             match rx.recv_timeout(interval) {
                 Err(RecvTimeoutError::Timeout) => {}
                 _ => return,

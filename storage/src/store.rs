@@ -227,8 +227,8 @@ impl Store {
     }
 
     #[cold]
-    fn sample_hot(&self, shard: usize, key: &[u8]) {
-        self.shards[shard].hot.lock().record(key);
+    fn sample_hot(&self, shard: usize, hash: u64, key: &[u8]) {
+        self.shards[shard].hot.lock().record(hash, key);
     }
 
     // ---------------------------------------------------------------- single key
@@ -308,7 +308,7 @@ impl Store {
         let r = f(found.map(EntryRef::from_entry));
         drop(guard);
         if should_sample(prev) {
-            self.sample_hot(idx, key);
+            self.sample_hot(idx, hash, key);
         }
         r
     }
@@ -340,7 +340,7 @@ impl Store {
         // A replaced or removed block is freed after the lock is released.
         drop(garbage);
         if should_sample(prev) {
-            self.sample_hot(idx, key);
+            self.sample_hot(idx, hash, key);
         }
         r
     }
@@ -368,7 +368,7 @@ impl Store {
         drop(guard);
         drop(old);
         if should_sample(prev) {
-            self.sample_hot(idx, key);
+            self.sample_hot(idx, hash, key);
         }
     }
 
@@ -447,7 +447,7 @@ impl Store {
     fn sample_multi(&self, sampled: &[usize], keys: &[&[u8]], hashes: &[u64], _pos: &[usize]) {
         for &s in sampled {
             if let Some(i) = hashes.iter().position(|&h| self.shard_index(h) == s) {
-                self.sample_hot(s, keys[i]);
+                self.sample_hot(s, hashes[i], keys[i]);
             }
         }
     }
@@ -1130,7 +1130,11 @@ impl Store {
         for (i, s) in self.shards.iter().enumerate() {
             let t = s.hot.lock();
             total += t.samples;
-            all.extend(t.counters.iter().map(|c| (i, c.key.clone(), c.count)));
+            all.extend(
+                t.counters
+                    .iter()
+                    .map(|c| (i, Bytes::copy_from_slice(&c.key), c.count)),
+            );
         }
         all.sort_unstable_by_key(|a| std::cmp::Reverse(a.2));
         all.truncate(count);

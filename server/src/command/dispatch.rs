@@ -3,6 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use shardcache_protocol::{reply, Request};
+use shardcache_storage::blame;
 
 use super::args::{eq_ic, parse_i64_strict};
 use super::ctx::{CmdError, Ctx, Flow};
@@ -11,9 +12,7 @@ use super::{transaction, unsupported};
 use crate::client::ClientState;
 use crate::state::Shared;
 use crate::stats::WorkerStats;
-use crate::table::{
-    hidden_from_monitor, holder_tag, holds_timed, Flags, Offload, BIG_SCAN_PAGE, COMMANDS,
-};
+use crate::table::{hidden_from_monitor, Flags, Offload, BIG_SCAN_PAGE, COMMANDS};
 
 /// For `CLIENT PAUSE`: `None` if the request is never paused (`CLIENT`, so that `UNPAUSE`
 /// gets through), else whether it is a write.
@@ -29,6 +28,8 @@ pub struct Dispatched {
     /// Index of the command in [`COMMANDS`].
     pub index: usize,
     offload: Offload,
+    /// Whom the store charges the command's lock holds and waits to.
+    holder: blame::Holder,
 }
 
 impl Dispatched {
@@ -89,6 +90,7 @@ pub fn dispatch(
     Some(Dispatched {
         index: found.index,
         offload: found.offload,
+        holder: found.holder,
     })
 }
 
@@ -98,10 +100,11 @@ pub fn dispatch(
 pub fn run(
     shared: &Shared,
     client: &mut ClientState,
-    index: usize,
+    d: Dispatched,
     args: &[Bytes],
     out: &mut BytesMut,
 ) -> (Flow, bool) {
+    let index = d.index;
     let mut ctx = Ctx {
         shared,
         client,
@@ -114,11 +117,10 @@ pub fn run(
     // With lock statistics on, the store charges this command's lock holds and waits to it
     // (see `blame`), and its long holds go to LOCKLOG.
     let lock_stats = shared.config.lock_stats;
-    let holder =
-        lock_stats.then(|| shardcache_storage::blame::enter(holder_tag(index), holds_timed(index)));
+    let holder = lock_stats.then(|| blame::enter(d.holder));
     let result = (HANDLERS[index].1)(&mut ctx, args);
     drop(holder);
-    if lock_stats {
+    if lock_stats && blame::long_holds_pending() {
         shared.locklog.collect(
             COMMANDS[index].name,
             args,
@@ -161,7 +163,7 @@ pub fn execute(
     let Some(d) = dispatch(shared, stats, client, args, out) else {
         return Flow::Continue;
     };
-    let (flow, failed) = run(shared, client, d.index, args, out);
+    let (flow, failed) = run(shared, client, d, args, out);
     stats.call(d.index, failed);
     flow
 }
@@ -219,6 +221,7 @@ mod tests {
             Dispatched {
                 index: e.index,
                 offload: e.offload,
+                holder: e.holder,
             }
             .offload(&args)
         };

@@ -98,7 +98,7 @@ pub fn intercept(
     match COMMANDS[d.index].name {
         "exec" => Some(run_exec(shared, stats, client, d.index, out)),
         "multi" | "discard" | "watch" | "quit" | "reset" => {
-            let (flow, failed) = run(shared, client, d.index, args, out);
+            let (flow, failed) = run(shared, client, d, args, out);
             stats.call(d.index, failed);
             Some(flow)
         }
@@ -131,10 +131,8 @@ pub fn intercept(
             m.bytes += size;
             // Each argument is copied out of the read buffer, so a long transaction holds
             // what it queued, not every read buffer it came in.
-            m.queue.push((
-                d.index,
-                args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
-            ));
+            m.queue
+                .push((d, args.iter().map(|a| Bytes::copy_from_slice(a)).collect()));
             reply::simple(out, b"QUEUED");
             Some(Flow::Continue)
         }
@@ -166,7 +164,7 @@ fn run_exec(
     let denyoom = m
         .queue
         .iter()
-        .any(|(i, _)| COMMANDS[*i].flags.contains(Flags::DENYOOM));
+        .any(|(d, _)| COMMANDS[d.index].flags.contains(Flags::DENYOOM));
     if denyoom && shared.store.reclaim_memory().is_err() {
         stats.call(exec_index, true);
         reply::error(out, CmdError::OOM.0.as_bytes());
@@ -176,8 +174,8 @@ fn run_exec(
     // flags are checked under the same locks, so nothing can change them in between).
     let mut keys: Vec<&[u8]> = Vec::new();
     let mut all = false;
-    for (i, args) in &m.queue {
-        match key_args(*i, args) {
+    for (d, args) in &m.queue {
+        match key_args(d.index, args) {
             Some(k) => keys.extend(k),
             None => all = true,
         }
@@ -192,13 +190,13 @@ fn run_exec(
             return;
         }
         reply::array_len(out, m.queue.len());
-        for (i, args) in &m.queue {
+        for &(d, ref args) in &m.queue {
             let t0 = shared.times_commands().then(std::time::Instant::now);
-            let (f, failed) = run(shared, client, *i, args, out);
+            let (f, failed) = run(shared, client, d, args, out);
             if let Some(t0) = t0 {
-                shared.command_took(*i, t0.elapsed().as_nanos() as u64, args, client);
+                shared.command_took(d.index, t0.elapsed().as_nanos() as u64, args, client);
             }
-            stats.call(*i, failed);
+            stats.call(d.index, failed);
             if matches!(f, Flow::Close) {
                 flow = Flow::Close;
             }
