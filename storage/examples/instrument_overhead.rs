@@ -40,7 +40,9 @@ fn round(s: &Store, holder: bool, keys: &[Bytes], value: &Bytes, set: bool, offs
         i = (i + 7_919) % KEYS;
         // As the server's dispatcher does per command with lock statistics on: name the
         // holder of the command's lock acquisitions.
-        let _holder = holder.then(|| shardcache_storage::blame::enter(1, false));
+        let _holder = holder.then(|| {
+            shardcache_storage::blame::enter(shardcache_storage::blame::Holder::new(1, false))
+        });
         if set {
             s.set(0, keys[i].clone(), value.clone(), Expiry::Persist);
         } else {

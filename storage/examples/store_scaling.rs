@@ -19,6 +19,13 @@
 //! nothing shared at all), measured in the same rounds. Its ratio is what this machine gives two
 //! threads that share nothing (a VM's two vCPUs may share a core or be descheduled by the
 //! host), so the store's figure is to be read against it.
+//!
+//! Each thread also reads its own CPU time (`CLOCK_THREAD_CPUTIME_ID`, which leaves out the
+//! time the host took its vCPU away, steal), so a second figure is per CPU-second: the two
+//! threads' operations per CPU-second, summed, ÷ the one thread's. That is the scaling two
+//! cores of their own would give: it is below 2 only if a thread does more work, or waits on
+//! memory more, when the other runs (a shared cache line, a lock, the allocator), not because
+//! the host ran something else.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -57,9 +64,33 @@ fn pin(cpu: usize) -> bool {
     }
 }
 
-/// Runs `keys.len()` threads, thread i on `keys[i]` pinned to CPU i, for `d`; total operations.
+/// The calling thread's CPU time, in seconds.
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// What one run measured: operations per second of wall time (all threads together), and the
+/// sum over threads of each one's operations per second of its own CPU time.
+struct Rates {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Runs `keys.len()` threads, thread i on `keys[i]` pinned to CPU i, for `d`.
 /// `private`: each thread works on its own `HashMap` of its keys instead of the store.
-fn run(store: &Arc<Store>, keys: &[Arc<Vec<Vec<u8>>>], op: Op, d: Duration, private: bool) -> u64 {
+fn run(
+    store: &Arc<Store>,
+    keys: &[Arc<Vec<Vec<u8>>>],
+    op: Op,
+    d: Duration,
+    private: bool,
+) -> Rates {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(keys.len() + 1));
     let handles: Vec<_> = keys
@@ -80,6 +111,7 @@ fn run(store: &Arc<Store>, keys: &[Arc<Vec<Vec<u8>>>], op: Op, d: Duration, priv
                     hashbrown::HashMap::new()
                 };
                 start.wait();
+                let cpu0 = thread_cpu_secs();
                 let mut n = 0u64;
                 let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i as u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -106,14 +138,24 @@ fn run(store: &Arc<Store>, keys: &[Arc<Vec<Vec<u8>>>], op: Op, d: Duration, priv
                     }
                     n += 256;
                 }
-                n
+                (n, thread_cpu_secs() - cpu0)
             })
         })
         .collect();
     start.wait();
     std::thread::sleep(d);
     stop.store(true, Ordering::Relaxed);
-    handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    let done: Vec<(u64, f64)> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or((0, 0.0)))
+        .collect();
+    Rates {
+        wall: done.iter().map(|&(n, _)| n as f64).sum::<f64>() / d.as_secs_f64(),
+        cpu: done
+            .iter()
+            .map(|&(n, cpu)| if cpu > 0.0 { n as f64 / cpu } else { 0.0 })
+            .sum(),
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -164,36 +206,48 @@ fn main() {
             } else {
                 "store"
             };
-            let mut ratios = Vec::new();
+            let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
             let (mut ones, mut twos) = (Vec::new(), Vec::new());
             for r in 0..rounds {
-                let secs = d.as_secs_f64();
                 let one_set = [Arc::clone(&low)];
                 let two_set = [Arc::clone(&low), Arc::clone(&high)];
                 let (one, two) = if r % 2 == 0 {
-                    let one = run(&store, &one_set, op, d, private) as f64 / secs;
-                    let two = run(&store, &two_set, op, d, private) as f64 / secs;
+                    let one = run(&store, &one_set, op, d, private);
+                    let two = run(&store, &two_set, op, d, private);
                     (one, two)
                 } else {
-                    let two = run(&store, &two_set, op, d, private) as f64 / secs;
-                    let one = run(&store, &one_set, op, d, private) as f64 / secs;
+                    let two = run(&store, &two_set, op, d, private);
+                    let one = run(&store, &one_set, op, d, private);
                     (one, two)
                 };
                 println!(
-                    "round={} op={op:?} target={} one_thread_ops_s={one:.0} two_threads_ops_s={two:.0} ratio={:.3}",
+                    "round={} op={op:?} target={} one_thread_ops_s={:.0} two_threads_ops_s={:.0} ratio={:.3} one_thread_ops_cpu_s={:.0} two_threads_ops_cpu_s={:.0} cpu_ratio={:.3}",
                     r + 1,
                     if private { "private" } else { "store" },
-                    two / one
+                    one.wall,
+                    two.wall,
+                    two.wall / one.wall,
+                    one.cpu,
+                    two.cpu,
+                    two.cpu / one.cpu
                 );
-                ones.push(one);
-                twos.push(two);
-                ratios.push(two / one);
+                ones.push(one.wall);
+                twos.push(two.wall);
+                ratios.push(two.wall / one.wall);
+                cpu_ratios.push(two.cpu / one.cpu);
             }
-            let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = ratios.iter().copied().fold(0.0, f64::max);
+            let range = |v: &[f64]| {
+                (
+                    v.iter().copied().fold(f64::INFINITY, f64::min),
+                    v.iter().copied().fold(0.0, f64::max),
+                )
+            };
+            let (lo, hi) = range(&ratios);
+            let (clo, chi) = range(&cpu_ratios);
             println!(
-                "{op:?}, {what}: two threads ÷ one, median {:.3} (range {lo:.3}-{hi:.3}); one thread {:.0} ops/s, two {:.0} ops/s (medians)",
+                "{op:?}, {what}: two threads ÷ one, median {:.3} (range {lo:.3}-{hi:.3}); per CPU-second {:.3} (range {clo:.3}-{chi:.3}); one thread {:.0} ops/s, two {:.0} ops/s (medians)",
                 median(&mut ratios),
+                median(&mut cpu_ratios),
                 median(&mut ones),
                 median(&mut twos)
             );
