@@ -80,8 +80,8 @@ impl ClientState {
 /// A client's queued transaction.
 #[derive(Debug, Default)]
 pub struct MultiState {
-    /// Each queued command, dispatched, and its arguments.
-    pub(crate) queue: Vec<(crate::command::Dispatched, Vec<Bytes>)>,
+    /// Command table index and arguments of each queued command.
+    pub(crate) queue: Vec<(usize, Vec<Bytes>)>,
     /// Bytes of arguments queued, bounded by `client-query-buffer-limit`.
     pub(crate) bytes: usize,
     /// A command was rejected while queuing: `EXEC` aborts.

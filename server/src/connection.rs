@@ -443,8 +443,14 @@ impl Connection {
                                 let t0 = shared
                                     .times_commands()
                                     .then(|| *boundary.get_or_insert_with(latency::ticks));
-                                let (flow, failed) =
-                                    command::run(shared, &mut self.state, d, args, output);
+                                let (flow, failed) = command::run(
+                                    shared,
+                                    &mut self.state,
+                                    d.index,
+                                    d.holder,
+                                    args,
+                                    output,
+                                );
                                 if let Some(t0) = t0 {
                                     let now = latency::ticks();
                                     boundary = Some(now);
@@ -518,8 +524,14 @@ impl Connection {
             // Long commands are always timed (for SLOWLOG too); the clock is nothing next to
             // their cost.
             let t0 = Instant::now();
-            let (flow, failed) =
-                command::run(&job_shared, &mut client, d, request.args(), &mut out);
+            let (flow, failed) = command::run(
+                &job_shared,
+                &mut client,
+                d.index,
+                d.holder,
+                request.args(),
+                &mut out,
+            );
             let ns = t0.elapsed().as_nanos() as u64;
             job_shared.command_took(d.index, ns, request.args(), &client);
             (client, out, flow, failed, timing.then_some(ns))

@@ -944,7 +944,7 @@ impl Entry {
     fn of(index: usize, c: &CommandSpec) -> Entry {
         Entry {
             index,
-            holder: Holder::new(holder_tag(index), holds_timed(index)),
+            holder: holder_of(index),
             denyoom: c.flags.contains(Flags::DENYOOM),
             no_auth: c.flags.contains(Flags::NO_AUTH),
             offload: Offload::of(c.name),
@@ -1134,7 +1134,13 @@ pub fn holder_name(tag: u16) -> &'static str {
 /// (whose entry is built before the lock: O(1) under it), those that take any number of keys
 /// (`MGET` holds its shards for all of them), and `APPEND`, which copies the value. Others
 /// are timed one acquisition in `HOLD_SAMPLE`.
-/// Computed once per command, into its [`Entry`].
+/// Command `index`'s lock holder word, as its [`Entry`] carries it (for commands run without
+/// a fresh dispatch: a transaction's queued ones).
+pub(crate) fn holder_of(index: usize) -> Holder {
+    Holder::new(holder_tag(index), holds_timed(index))
+}
+
+/// Computed once per command, into its [`Entry`] (see [`holder_of`]).
 fn holds_timed(index: usize) -> bool {
     let c = &COMMANDS[index];
     let o1_write = matches!(c.name, "set" | "setex" | "psetex");

@@ -29,7 +29,7 @@ pub struct Dispatched {
     pub index: usize,
     offload: Offload,
     /// Whom the store charges the command's lock holds and waits to.
-    holder: blame::Holder,
+    pub holder: blame::Holder,
 }
 
 impl Dispatched {
@@ -100,11 +100,11 @@ pub fn dispatch(
 pub fn run(
     shared: &Shared,
     client: &mut ClientState,
-    d: Dispatched,
+    index: usize,
+    holder: blame::Holder,
     args: &[Bytes],
     out: &mut BytesMut,
 ) -> (Flow, bool) {
-    let index = d.index;
     let mut ctx = Ctx {
         shared,
         client,
@@ -117,7 +117,7 @@ pub fn run(
     // With lock statistics on, the store charges this command's lock holds and waits to it
     // (see `blame`), and its long holds go to LOCKLOG.
     let lock_stats = shared.config.lock_stats;
-    let holder = lock_stats.then(|| blame::enter(d.holder));
+    let holder = lock_stats.then(|| blame::enter(holder));
     let result = (HANDLERS[index].1)(&mut ctx, args);
     drop(holder);
     if lock_stats && blame::long_holds_pending() {
@@ -163,7 +163,7 @@ pub fn execute(
     let Some(d) = dispatch(shared, stats, client, args, out) else {
         return Flow::Continue;
     };
-    let (flow, failed) = run(shared, client, d, args, out);
+    let (flow, failed) = run(shared, client, d.index, d.holder, args, out);
     stats.call(d.index, failed);
     flow
 }

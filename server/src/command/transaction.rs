@@ -22,7 +22,7 @@ use shardcache_storage::WatchFlag;
 use super::{dispatch, run, CmdError, CmdResult, Ctx, Flow};
 use crate::client::{ClientState, WatchState};
 use crate::stats::WorkerStats;
-use crate::table::{key_args, Flags, COMMANDS};
+use crate::table::{holder_of, key_args, Flags, COMMANDS};
 use crate::Shared;
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
@@ -98,7 +98,7 @@ pub fn intercept(
     match COMMANDS[d.index].name {
         "exec" => Some(run_exec(shared, stats, client, d.index, out)),
         "multi" | "discard" | "watch" | "quit" | "reset" => {
-            let (flow, failed) = run(shared, client, d, args, out);
+            let (flow, failed) = run(shared, client, d.index, d.holder, args, out);
             stats.call(d.index, failed);
             Some(flow)
         }
@@ -131,8 +131,10 @@ pub fn intercept(
             m.bytes += size;
             // Each argument is copied out of the read buffer, so a long transaction holds
             // what it queued, not every read buffer it came in.
-            m.queue
-                .push((d, args.iter().map(|a| Bytes::copy_from_slice(a)).collect()));
+            m.queue.push((
+                d.index,
+                args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+            ));
             reply::simple(out, b"QUEUED");
             Some(Flow::Continue)
         }
@@ -164,7 +166,7 @@ fn run_exec(
     let denyoom = m
         .queue
         .iter()
-        .any(|(d, _)| COMMANDS[d.index].flags.contains(Flags::DENYOOM));
+        .any(|(i, _)| COMMANDS[*i].flags.contains(Flags::DENYOOM));
     if denyoom && shared.store.reclaim_memory().is_err() {
         stats.call(exec_index, true);
         reply::error(out, CmdError::OOM.0.as_bytes());
@@ -174,8 +176,8 @@ fn run_exec(
     // flags are checked under the same locks, so nothing can change them in between).
     let mut keys: Vec<&[u8]> = Vec::new();
     let mut all = false;
-    for (d, args) in &m.queue {
-        match key_args(d.index, args) {
+    for (i, args) in &m.queue {
+        match key_args(*i, args) {
             Some(k) => keys.extend(k),
             None => all = true,
         }
@@ -190,13 +192,13 @@ fn run_exec(
             return;
         }
         reply::array_len(out, m.queue.len());
-        for &(d, ref args) in &m.queue {
+        for (i, args) in &m.queue {
             let t0 = shared.times_commands().then(std::time::Instant::now);
-            let (f, failed) = run(shared, client, d, args, out);
+            let (f, failed) = run(shared, client, *i, holder_of(*i), args, out);
             if let Some(t0) = t0 {
-                shared.command_took(d.index, t0.elapsed().as_nanos() as u64, args, client);
+                shared.command_took(*i, t0.elapsed().as_nanos() as u64, args, client);
             }
-            stats.call(d.index, failed);
+            stats.call(*i, failed);
             if matches!(f, Flow::Close) {
                 flow = Flow::Close;
             }
