@@ -1129,18 +1129,18 @@ pub fn holder_name(tag: u16) -> &'static str {
     }
 }
 
-/// Whether every lock hold of the command is timed: the commands whose work under a lock
-/// grows with their input. Those are Redis's non-`fast` commands except the `SET` family
-/// (whose entry is built before the lock: O(1) under it), those that take any number of keys
-/// (`MGET` holds its shards for all of them), and `APPEND`, which copies the value. Others
-/// are timed one acquisition in `HOLD_SAMPLE`.
 /// Command `index`'s lock holder word, as its [`Entry`] carries it (for commands run without
 /// a fresh dispatch: a transaction's queued ones).
 pub(crate) fn holder_of(index: usize) -> Holder {
     Holder::new(holder_tag(index), holds_timed(index))
 }
 
-/// Computed once per command, into its [`Entry`] (see [`holder_of`]).
+/// Whether every lock hold of the command is timed: the commands whose work under a lock
+/// grows with their input. Those are Redis's non-`fast` commands except the `SET` family
+/// (whose entry is built before the lock: O(1) under it), those that take any number of keys
+/// (`MGET` holds its shards for all of them), and `APPEND`, which copies the value. Others
+/// are timed one acquisition in `HOLD_SAMPLE`. Computed once per command, into its [`Entry`]
+/// (see [`holder_of`]).
 fn holds_timed(index: usize) -> bool {
     let c = &COMMANDS[index];
     let o1_write = matches!(c.name, "set" | "setex" | "psetex");

@@ -15,6 +15,9 @@ use bytes::Bytes;
 pub const TOP_K: usize = 16;
 /// One acquisition in this many is sampled.
 pub const SAMPLE_INTERVAL: u64 = 128;
+/// A counter's key buffer is reused for the next key up to this capacity (bytes) whatever that
+/// key's length; a larger one only for a key at least half its size.
+const KEEP_KEY_BUFFER: usize = 256;
 /// Samples after which a shard's counters are halved.
 const DECAY_AFTER: u64 = 1 << 16;
 
@@ -45,7 +48,7 @@ pub(crate) struct TopK {
 impl TopK {
     /// Records one sampled access to `key` (whose store hash is `hash`). Copies the key only
     /// when it enters the set, into the buffer of the key it replaces (no allocation once the
-    /// set is full, unless the key is longer than any before in that counter).
+    /// set is full, unless the key is longer than the buffer; see [`KEEP_KEY_BUFFER`]).
     pub(crate) fn record(&mut self, hash: u64, key: &[u8]) {
         self.samples += 1;
         if let Some(c) = self
@@ -64,8 +67,13 @@ impl TopK {
         } else if let Some(min) = self.counters.iter_mut().min_by_key(|c| c.count) {
             let m = min.count;
             min.hash = hash;
-            min.key.clear();
-            min.key.extend_from_slice(key);
+            if min.key.capacity() > KEEP_KEY_BUFFER && min.key.capacity() / 2 > key.len() {
+                // A long key held this counter: do not keep its buffer for short ones.
+                min.key = key.to_vec();
+            } else {
+                min.key.clear();
+                min.key.extend_from_slice(key);
+            }
             min.count = m + 1;
             min.error = m;
         }
@@ -118,6 +126,28 @@ mod tests {
         let hot = t.counters.iter().find(|c| c.key == b"hot").unwrap();
         assert!(hot.count >= 10_000);
         assert!(t.counters.iter().any(|c| c.key == b"warm"));
+    }
+
+    #[test]
+    fn a_long_key_does_not_leave_its_buffer_to_short_ones() {
+        let mut t = TopK::default();
+        for i in 0..TOP_K as u64 {
+            t.record(i, &[b'a'; 8]);
+        }
+        t.record(100, &[b'b'; 10_000]);
+        let long = t
+            .counters
+            .iter()
+            .position(|c| c.key.len() == 10_000)
+            .unwrap();
+        // Make the long key's counter the minimum, the one the next new key takes over.
+        for c in &mut t.counters {
+            c.count = 5;
+        }
+        t.counters[long].count = 1;
+        t.record(200, b"short");
+        let c = t.counters.iter().find(|c| c.key == b"short").unwrap();
+        assert!(c.key.capacity() < 1024, "capacity {}", c.key.capacity());
     }
 
     #[test]
