@@ -117,9 +117,9 @@ pub fn run(
     // With lock statistics on, the store charges this command's lock holds and waits to it
     // (see `blame`), and its long holds go to LOCKLOG.
     let lock_stats = shared.config.lock_stats;
-    let holder = lock_stats.then(|| blame::enter(holder));
+    let scope = lock_stats.then(|| blame::enter(holder));
     let result = (HANDLERS[index].1)(&mut ctx, args);
-    drop(holder);
+    drop(scope);
     if lock_stats && blame::long_holds_pending() {
         shared.locklog.collect(
             COMMANDS[index].name,
