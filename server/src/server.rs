@@ -26,11 +26,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{task_tracker::TaskTrackerToken, TaskTracker};
 use tracing::{debug, error, info, warn};
 
 use crate::connection::Connection;
-use crate::io::Stream;
+use crate::io::{Inbox, Stream};
 use crate::state::Shared;
 use crate::Config;
 
@@ -189,8 +189,8 @@ struct Worker {
     handle: tokio::runtime::Handle,
     load: Arc<Load>,
     cpu: Option<usize>,
-    /// Its connections' sockets are served by its io_uring driver (else by epoll).
-    uring: bool,
+    /// Its io_uring driver's door, when its connections are served by one (else by epoll).
+    inbox: Option<Inbox>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -223,7 +223,7 @@ impl Workers {
             let handle = rt.handle().clone();
             let (stop, stopped) = oneshot::channel::<()>();
             let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-            let (ready, io_ready) = std::sync::mpsc::channel::<Result<bool, String>>();
+            let (ready, io_ready) = std::sync::mpsc::channel::<Result<Option<Inbox>, String>>();
             let thread = std::thread::Builder::new()
                 .name(format!("shardcache-w{i}"))
                 .spawn(move || {
@@ -233,7 +233,7 @@ impl Workers {
                         }
                     }
                     let uring = match io {
-                        IoBackend::Epoll => Ok(false),
+                        IoBackend::Epoll => Ok(None),
                         IoBackend::IoUring | IoBackend::Auto => {
                             io_uring_install(&rt, fail_uring, recv_limit)
                         }
@@ -241,13 +241,18 @@ impl Workers {
                     let _ = ready.send(uring);
                     let _ = rt.block_on(stopped);
                     // Connections still open past the shutdown deadline are dropped (closed)
-                    // here; a long command still running on the blocking pool is not waited for.
+                    // here (inline ones first, in the runtime's context); a long command still
+                    // running on the blocking pool is not waited for.
+                    {
+                        let _context = rt.enter();
+                        io_uring_drop_tasks();
+                    }
                     rt.shutdown_background();
                     io_uring_uninstall();
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start worker thread {i}: {e}"))?;
-            let uring = match io_ready.recv() {
-                Ok(Ok(uring)) => uring,
+            let inbox = match io_ready.recv() {
+                Ok(Ok(inbox)) => inbox,
                 Ok(Err(e)) => {
                     if !warned {
                         if io == IoBackend::Auto {
@@ -257,15 +262,15 @@ impl Workers {
                         }
                         warned = true;
                     }
-                    false
+                    None
                 }
-                Err(_) => false,
+                Err(_) => None,
             };
             list.push(Worker {
                 handle,
                 load: Arc::default(),
                 cpu,
-                uring,
+                inbox,
                 stop: Some(stop),
                 thread: Some(thread),
             });
@@ -299,7 +304,7 @@ impl Workers {
 
     /// For the start-up log: the I/O backend the workers use.
     fn io_summary(&self) -> &'static str {
-        let uring = self.list.iter().filter(|w| w.uring).count();
+        let uring = self.list.iter().filter(|w| w.inbox.is_some()).count();
         if uring == self.list.len() {
             "io_uring"
         } else if uring == 0 {
@@ -324,25 +329,34 @@ impl Workers {
     }
 }
 
-/// Sets up the calling worker thread's io_uring driver: `Ok(true)` when it runs, `Err` with
-/// the reason when it cannot.
+/// Sets up the calling worker thread's io_uring driver: its door for connections when it
+/// runs, `Err` with the reason when it cannot.
 #[cfg(target_os = "linux")]
 fn io_uring_install(
     rt: &tokio::runtime::Runtime,
     fail: bool,
     recv_limit: bool,
-) -> Result<bool, String> {
+) -> Result<Option<Inbox>, String> {
     crate::io::uring::install(rt, fail, recv_limit)
-        .map(|()| true)
+        .map(Some)
         .map_err(|e| e.to_string())
 }
+
+/// Drops the worker's connections served inline by its io_uring driver.
+#[cfg(target_os = "linux")]
+fn io_uring_drop_tasks() {
+    crate::io::uring::drop_tasks();
+}
+
+#[cfg(not(target_os = "linux"))]
+fn io_uring_drop_tasks() {}
 
 #[cfg(not(target_os = "linux"))]
 fn io_uring_install(
     _rt: &tokio::runtime::Runtime,
     _fail: bool,
     _recv_limit: bool,
-) -> Result<bool, String> {
+) -> Result<Option<Inbox>, String> {
     Err("io_uring exists on Linux only".to_string())
 }
 
@@ -454,18 +468,56 @@ async fn accept_loop(
             shared: Arc::clone(shared),
             load: Arc::clone(&worker.load),
         };
-        let uring = worker.uring;
-        worker.handle.spawn(tracker.track_future(async move {
-            let guard = guard;
-            match Stream::open(socket, uring) {
-                Ok(stream) => {
-                    Connection::new(stream, peer, Arc::clone(&guard.shared), index)
-                        .run()
-                        .await;
+        let token = tracker.token();
+        match &worker.inbox {
+            // An io_uring worker: its driver opens the socket and serves the connection as
+            // one of its inline tasks.
+            Some(inbox) => inbox.send(Box::new(move || {
+                if let Some(serve) = open_connection(socket, peer, guard, token, index, true) {
+                    tokio::spawn(serve);
                 }
-                Err(e) => debug!(peer = %peer, error = %e, "could not register the connection"),
+            })),
+            None => {
+                worker.handle.spawn(async move {
+                    if let Some(serve) = open_connection(socket, peer, guard, token, index, false) {
+                        serve.await;
+                    }
+                });
             }
-        }));
+        }
+    }
+}
+
+/// Opens an accepted socket on the calling worker thread (`worker`, on its io_uring driver if
+/// `uring`) and returns the connection's future to run, unless the driver has taken the
+/// connection as an inline task or the socket could not be opened. `guard` and `token` live
+/// as long as the connection.
+fn open_connection(
+    socket: std::net::TcpStream,
+    peer: SocketAddr,
+    guard: Accepted,
+    token: TaskTrackerToken,
+    worker: usize,
+    uring: bool,
+) -> Option<impl Future<Output = ()> + Send + 'static> {
+    let stream = match Stream::open(socket, uring) {
+        Ok(stream) => stream,
+        Err(e) => {
+            debug!(peer = %peer, error = %e, "could not register the connection");
+            return None;
+        }
+    };
+    let slot = stream.uring();
+    let conn = Connection::new(stream, peer, Arc::clone(&guard.shared), worker);
+    let serve = async move {
+        let _guard = guard;
+        let _token = token;
+        conn.run().await;
+    };
+    match slot {
+        #[cfg(target_os = "linux")]
+        Some(slot) => crate::io::uring::spawn_inline(slot, serve).err(),
+        _ => Some(serve),
     }
 }
 

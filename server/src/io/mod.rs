@@ -106,12 +106,45 @@ impl Stream {
     ///
     /// # Errors
     /// When the OS cannot report it.
+    /// The socket's place in the worker's io_uring driver, when it is served by one.
+    #[cfg(target_os = "linux")]
+    pub fn uring(&self) -> Option<uring::SlotId> {
+        match self {
+            Stream::Uring(s) => Some(s.id()),
+            Stream::Tcp(_) => None,
+        }
+    }
+
+    /// Elsewhere there is no io_uring driver.
+    #[cfg(not(target_os = "linux"))]
+    pub fn uring(&self) -> Option<std::convert::Infallible> {
+        None
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Stream::Tcp(s) => s.local_addr(),
             #[cfg(target_os = "linux")]
             Stream::Uring(s) => s.local_addr(),
         }
+    }
+}
+
+/// A worker's io_uring driver's door for new connections ([`uring::Inbox`]); there is none
+/// off Linux.
+#[cfg(target_os = "linux")]
+pub use uring::Inbox;
+
+/// There is no io_uring driver off Linux.
+#[cfg(not(target_os = "linux"))]
+#[derive(Clone)]
+pub enum Inbox {}
+
+#[cfg(not(target_os = "linux"))]
+impl Inbox {
+    /// Unreachable: no value exists.
+    pub fn send(&self, _job: Box<dyn FnOnce() + Send>) {
+        match *self {}
     }
 }
 

@@ -36,12 +36,15 @@
 
 use std::alloc::Layout;
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::{Buf, BytesMut};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -75,6 +78,10 @@ const MAX_SEND: usize = 1 << 30;
 /// How long a closed connection's last send may take before it is cancelled (and the socket
 /// closed): a peer that stopped reading gets this long to drain its final replies.
 pub const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Inline tasks polled per poll of the driver task; more ready ones wait for its next poll,
+/// after the runtime has run its other tasks, timers and I/O.
+const POLLS_PER_TICK: usize = 64;
 
 /// `IORING_ENTER_GETEVENTS`: the enter also reaps (and runs the deferred completion work).
 const ENTER_GETEVENTS: u32 = 1;
@@ -110,13 +117,14 @@ fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
 
 /// Sets up this thread's io_uring driver and spawns its task on `rt` (the worker's runtime,
 /// which must run on this thread). Called on the worker thread before it serves anything.
+/// Returns the driver's [`Inbox`], through which the acceptor hands it connections.
 ///
 /// # Errors
 /// When io_uring is unavailable (an old kernel, `ENOSYS`/`EPERM` from a seccomp profile, a
 /// missing feature) or `fail` is set (tests); the worker then serves its clients on epoll.
 /// `recv_limit` false (tests) arms receives without their byte limit, as on kernels that
 /// refuse it.
-pub fn install(rt: &tokio::runtime::Runtime, fail: bool, recv_limit: bool) -> io::Result<()> {
+pub fn install(rt: &tokio::runtime::Runtime, fail: bool, recv_limit: bool) -> io::Result<Inbox> {
     if fail {
         return Err(io::Error::other(
             "simulated failure (--io-uring-fail-setup)",
@@ -132,9 +140,10 @@ pub fn install(rt: &tokio::runtime::Runtime, fail: bool, recv_limit: bool) -> io
         unsafe { AsyncFd::register_with_interest(EventFd(eventfd), Interest::READABLE) }
             .map_err(|e| io::Error::other(e.to_string()))?
     };
+    let inbox = Inbox(Arc::clone(&driver.remote));
     DRIVER.with(|d| *d.borrow_mut() = Some(driver));
     rt.spawn(drive(afd));
-    Ok(())
+    Ok(inbox)
 }
 
 /// Tears down this thread's driver (after the runtime and its connections are gone).
@@ -149,6 +158,227 @@ struct EventFd(OwnedFd);
 impl AsRawFd for EventFd {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()
+    }
+}
+
+/// A connection future served inline by the driver task (see [`spawn_inline`]).
+struct Task {
+    future: Pin<Box<dyn Future<Output = ()>>>,
+    /// Its waker, for wake-ups by anything but the ring (timers, channels, the blocking
+    /// pool); made once, lent to every poll.
+    waker: Waker,
+}
+
+/// Wake-ups of inline tasks by anything but the ring, possibly from other threads: queued
+/// here, taken by the driver at its next turn.
+#[derive(Default)]
+struct Remote {
+    /// (slot index, generation) of each woken task.
+    queue: Mutex<Vec<(u32, u32)>>,
+    /// Jobs for the driver's thread: connections handed over by the acceptor ([`Inbox`]).
+    jobs: Mutex<Vec<Job>>,
+    /// `queue` or `jobs` is not empty (read without the locks, every turn).
+    pending: AtomicBool,
+    /// The driver task's waker.
+    driver: Mutex<Option<Waker>>,
+}
+
+/// Work handed to a worker's driver from another thread, run on the worker's thread.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+impl Remote {
+    /// Flags the driver and wakes it.
+    fn notify(&self) {
+        self.pending.store(true, Ordering::Release);
+        if let Some(w) = self
+            .driver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// A worker's door for new connections: the acceptor (another thread) sends a job that opens
+/// the socket on the worker and makes it an inline task; the driver task runs it at its next
+/// turn. (Not a task spawned on the worker's runtime: the runtime looks at tasks spawned
+/// from other threads only every few dozen of its ticks, and a driver tick polls up to
+/// [`POLLS_PER_TICK`] connections, so under load a new connection could wait for seconds.)
+#[derive(Clone)]
+pub struct Inbox(Arc<Remote>);
+
+impl Inbox {
+    /// Queues `job` for the driver's thread.
+    pub fn send(&self, job: Job) {
+        self.0
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(job);
+        self.0.notify();
+    }
+}
+
+/// An inline task's waker.
+struct TaskWake {
+    index: u32,
+    gen: u32,
+    remote: Arc<Remote>,
+}
+
+impl Wake for TaskWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.remote
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((self.index, self.gen));
+        self.remote.notify();
+    }
+}
+
+/// A socket's place in its driver (slot index and generation).
+#[derive(Debug, Clone, Copy)]
+pub struct SlotId {
+    index: u32,
+    gen: u32,
+}
+
+/// Serves `future`, the connection that owns the stream `id` names, as an inline task of this thread's
+/// driver: the driver task polls it itself right after the turn that completed its receive
+/// or send (and when anything else wakes it), instead of waking a tokio task for the
+/// runtime to schedule. It is polled `unconstrained` (outside tokio's cooperative budget,
+/// which is the driver task's), and a panic in it ends it alone.
+///
+/// # Errors
+/// Gives `future` back when this thread has no driver or the stream is not its (the caller
+/// then awaits it itself).
+pub fn spawn_inline<F>(id: SlotId, future: F) -> Result<(), F>
+where
+    F: Future<Output = ()> + 'static,
+{
+    let SlotId { index, gen } = id;
+    let mut future = Some(future);
+    with_driver(|d| {
+        let remote = Arc::clone(&d.remote);
+        let Some(slot) = live_slot(&mut d.slots, index, gen) else {
+            return;
+        };
+        let Some(future) = future.take() else {
+            return;
+        };
+        slot.task = Some(Task {
+            future: Box::pin(tokio::task::unconstrained(future)),
+            waker: Waker::from(Arc::new(TaskWake { index, gen, remote })),
+        });
+        slot.inline = true;
+        // Its first poll, at the driver's next turn.
+        slot.wake(index, &mut d.ready, false);
+        d.kicked = true;
+        if let Some(w) = d.idle.take() {
+            w.wake();
+        }
+    });
+    future.map_or(Ok(()), Err)
+}
+
+/// Runs the jobs handed over since the last turn, then polls up to [`POLLS_PER_TICK`] of the
+/// inline tasks made ready (by the last turn, or woken since); the others stay queued, first
+/// in line. Returns how many jobs and tasks ran.
+fn run_ready() -> usize {
+    let Some((jobs, mut batch)) = with_driver(|d| (d.take_remote(), std::mem::take(&mut d.ready)))
+    else {
+        return 0;
+    };
+    let ran = jobs.len() + batch.len().min(POLLS_PER_TICK);
+    for job in jobs {
+        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+            warn!("opening a connection panicked; it is closed");
+        }
+    }
+    let later = if batch.len() > POLLS_PER_TICK {
+        batch.split_off(POLLS_PER_TICK)
+    } else {
+        Vec::new()
+    };
+    for &index in &batch {
+        poll_task(index);
+    }
+    with_driver(|d| {
+        if !later.is_empty() {
+            // Those not polled go first, then any queued meanwhile (new connections).
+            let mut queue = later;
+            queue.append(&mut d.ready);
+            d.ready = queue;
+        } else if d.ready.is_empty() {
+            // The storage back, for the next turn.
+            batch.clear();
+            d.ready = batch;
+        }
+    });
+    ran
+}
+
+/// Polls slot `index`'s inline task, if it has one; puts it back unless it is finished.
+fn poll_task(index: u32) {
+    let task = with_driver(|d| {
+        let slot = d.slots.get_mut(index as usize)?;
+        slot.queued = false;
+        slot.task.take().map(|t| (t, slot.gen))
+    })
+    .flatten();
+    let Some((mut task, gen)) = task else {
+        return;
+    };
+    let mut cx = Context::from_waker(&task.waker);
+    match std::panic::catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx))) {
+        Ok(Poll::Pending) => {
+            // Back in its slot, which lives as long as the task (the task owns the stream
+            // that holds it open).
+            let stray = with_driver(|d| match d.slots.get_mut(index as usize) {
+                Some(slot) if slot.gen == gen && slot.socket.is_some() => {
+                    slot.task = Some(task);
+                    None
+                }
+                _ => Some(task),
+            })
+            .flatten();
+            drop_task(stray);
+        }
+        Ok(Poll::Ready(())) => drop_task(Some(task)),
+        Err(_) => {
+            warn!("a connection task panicked; its connection is closed");
+            drop_task(Some(task));
+        }
+    }
+}
+
+/// Drops an inline task (outside any borrow of the driver: its stream's drop uses it), even
+/// when its destructor panics.
+fn drop_task(task: Option<Task>) {
+    if let Some(task) = task {
+        if std::panic::catch_unwind(AssertUnwindSafe(move || drop(task))).is_err() {
+            warn!("a connection task panicked while closing");
+        }
+    }
+}
+
+/// Drops this thread's inline tasks (the connections still open when the worker stops),
+/// before its runtime shuts down.
+pub fn drop_tasks() {
+    let tasks: Vec<Task> = with_driver(|d| {
+        d.ready.clear();
+        d.slots.iter_mut().filter_map(|s| s.task.take()).collect()
+    })
+    .unwrap_or_default();
+    for task in tasks {
+        drop_task(Some(task));
     }
 }
 
@@ -171,12 +401,24 @@ async fn yield_once() {
 
 /// The driver task: one `io_uring_enter` per turn, until the worker stops.
 async fn drive(afd: AsyncFd<EventFd>) {
+    // Our waker, for inline tasks woken by anything but the ring.
+    poll_fn(|cx| {
+        with_driver(|d| {
+            *d.remote
+                .driver
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        });
+        Poll::Ready(())
+    })
+    .await;
     let mut force = true;
     loop {
         let Some(reaped) = with_driver(|d| d.turn(force)) else {
             return;
         };
-        if reaped > 0 {
+        let ran = run_ready();
+        if reaped > 0 || ran > 0 {
             force = false;
             yield_once().await;
             continue;
@@ -192,7 +434,7 @@ async fn drive(afd: AsyncFd<EventFd>) {
         }
         poll_fn(|cx| {
             let kicked = with_driver(|d| {
-                if d.kicked {
+                if d.kicked || d.has_ready() {
                     true
                 } else {
                     d.idle = Some(cx.waker().clone());
@@ -262,6 +504,13 @@ struct Slot {
     /// The closed connection's last send outlived [`LINGER`] and was cancelled: what remains
     /// of it is not sent (until then, a short send is continued, closed or not).
     given_up: bool,
+    /// The connection is an inline task of the driver (see [`spawn_inline`]): its completions
+    /// queue it in [`Driver::ready`] instead of waking a waker.
+    inline: bool,
+    /// The inline task, while it is not being polled.
+    task: Option<Task>,
+    /// It is in [`Driver::ready`].
+    queued: bool,
 }
 
 impl Slot {
@@ -285,6 +534,22 @@ impl Slot {
             writer_waiting: false,
             closed: false,
             given_up: false,
+            inline: false,
+            task: None,
+            queued: false,
+        }
+    }
+
+    /// Wakes the connection waiting on slot `index` (its reader, or its `writer`): an inline
+    /// task is queued in `ready` (once), another one's waker is woken.
+    fn wake(&mut self, index: u32, ready: &mut Vec<u32>, writer: bool) {
+        if self.inline {
+            if !self.queued {
+                self.queued = true;
+                ready.push(index);
+            }
+        } else if let Some(w) = if writer { &self.writer } else { &self.reader } {
+            w.wake_by_ref();
         }
     }
 }
@@ -415,6 +680,10 @@ pub struct Driver {
     linger: Box<types::Timespec>,
     /// Receives are armed with a total byte limit (cleared when the kernel refuses one).
     recv_limit: bool,
+    /// Slots whose inline task is to be polled (each at most once: [`Slot::queued`]).
+    ready: Vec<u32>,
+    /// Wake-ups of inline tasks by anything but the ring.
+    remote: Arc<Remote>,
 }
 
 impl Driver {
@@ -476,6 +745,8 @@ impl Driver {
             idle: None,
             fixed_files,
             recv_limit: true,
+            ready: Vec::new(),
+            remote: Arc::new(Remote::default()),
             linger: Box::new(
                 types::Timespec::new()
                     .sec(LINGER.as_secs())
@@ -506,7 +777,44 @@ impl Driver {
             let sq = self.ring.submission();
             (!sq.is_empty(), sq.taskrun(), sq.cq_overflow())
         };
-        queued || taskrun || overflow || self.kicked || !self.ring.completion().is_empty()
+        queued
+            || taskrun
+            || overflow
+            || self.kicked
+            || self.has_ready()
+            || !self.ring.completion().is_empty()
+    }
+
+    /// Inline tasks wait to be polled (queued by the ring, or woken from elsewhere).
+    fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || self.remote.pending.load(Ordering::Acquire)
+    }
+
+    /// Queues the inline tasks woken from elsewhere since the last look; returns the jobs
+    /// handed over.
+    fn take_remote(&mut self) -> Vec<Job> {
+        if !self.remote.pending.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        let woken = std::mem::take(
+            &mut *self
+                .remote
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for (index, gen) in woken {
+            if let Some(slot) = live_slot(&mut self.slots, index, gen) {
+                slot.wake(index, &mut self.ready, false);
+            }
+        }
+        std::mem::take(
+            &mut *self
+                .remote
+                .jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Queues `entry`, submitting first when the queue is full.
@@ -595,20 +903,14 @@ impl Driver {
 
     /// The live slot `index` of generation `gen`.
     fn slot(&mut self, index: u32, gen: u32) -> Option<&mut Slot> {
-        self.slots
-            .get_mut(index as usize)
-            .filter(|s| s.socket.is_some() && (s.gen & 0xff_ffff) == (gen & 0xff_ffff))
+        live_slot(&mut self.slots, index, gen)
     }
 
     fn on_recv(&mut self, index: u32, gen: u32, res: i32, flags: u32) {
         let more = cqueue::more(flags);
         let bid = cqueue::buffer_select(flags);
         let data_len = usize::try_from(res).unwrap_or(0);
-        let Some(slot) = self
-            .slots
-            .get_mut(index as usize)
-            .filter(|s| s.socket.is_some() && (s.gen & 0xff_ffff) == (gen & 0xff_ffff))
-        else {
+        let Some(slot) = live_slot(&mut self.slots, index, gen) else {
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
             }
@@ -642,9 +944,7 @@ impl Driver {
             }
         }
         if wake {
-            if let Some(w) = &slot.reader {
-                w.wake_by_ref();
-            }
+            slot.wake(index, &mut self.ready, false);
         }
         let pause = slot.pending.len() >= RECV_PAUSE;
         if limit_refused && self.recv_limit {
@@ -662,7 +962,7 @@ impl Driver {
     }
 
     fn on_send(&mut self, index: u32, gen: u32, res: i32) {
-        let Some(slot) = self.slot(index, gen) else {
+        let Some(slot) = live_slot(&mut self.slots, index, gen) else {
             return;
         };
         let Some(buf) = slot.send.as_ref() else {
@@ -699,9 +999,7 @@ impl Driver {
         slot.sent = Some((buf, result));
         if slot.writer_waiting {
             slot.writer_waiting = false;
-            if let Some(w) = &slot.writer {
-                w.wake_by_ref();
-            }
+            slot.wake(index, &mut self.ready, true);
         }
     }
 
@@ -918,6 +1216,13 @@ impl Driver {
     }
 }
 
+/// Slot `index` of `slots` if it is live and of generation `gen`.
+fn live_slot(slots: &mut [Slot], index: u32, gen: u32) -> Option<&mut Slot> {
+    slots
+        .get_mut(index as usize)
+        .filter(|s| s.socket.is_some() && (s.gen & 0xff_ffff) == (gen & 0xff_ffff))
+}
+
 /// `entry`, a multishot `recv`, with a total byte limit: the kernel ends the receive (a
 /// completion without `IORING_CQE_F_MORE`) once it has received `limit` bytes, overshooting by
 /// at most one provided buffer. The limit is `sqe->optlen` (Linux 6.17+; older kernels read the
@@ -1008,6 +1313,14 @@ impl UringStream {
             in_flight: false,
             spare: BytesMut::new(),
         })
+    }
+
+    /// Its place in the driver.
+    pub fn id(&self) -> SlotId {
+        SlotId {
+            index: self.index,
+            gen: self.gen,
+        }
     }
 
     /// See [`super::Stream::read_buf`].
