@@ -2,9 +2,14 @@
 //!
 //! Each worker thread owns a [`Driver`] (thread-local: only that thread submits, which lets the
 //! ring run with `SINGLE_ISSUER | DEFER_TASKRUN`, so the kernel finishes completions only when
-//! the worker asks, in one batch). The worker's tokio runtime stays: connections are still
-//! tokio tasks, timers, `CLIENT PAUSE`, the blocking pool and `MONITOR` channels work as on
-//! epoll. Only the socket reads and writes go through the ring:
+//! the worker asks, in one batch). The worker's tokio runtime stays (timers, `CLIENT PAUSE`,
+//! the blocking pool and `MONITOR` channels work as on epoll), but a connection is not a tokio
+//! task: it is an *inline task* of the driver ([`spawn_inline`]), its future kept in its
+//! socket's slot and polled by the driver task itself right after the turn that completed its
+//! receive or send. That skips, per request, the runtime's wake, queue and task-poll harness;
+//! anything else that wakes the connection (a timer, the blocking pool, another thread) queues
+//! it for the driver (`Remote`). New sockets arrive through the driver's [`Inbox`].
+//! The socket reads and writes go through the ring:
 //!
 //! - receive: one multishot `recv` per connection, filling buffers from the worker's
 //!   provided-buffer ring. The driver copies each completion into the connection's pending
@@ -20,9 +25,10 @@
 //!   send, so at most one send per connection is in flight and a client that does not read
 //!   its replies still stops the connection (and then TCP stops the client).
 //! - the driver task: every turn submits all queued entries and reaps all completions with one
-//!   `io_uring_enter`, waking the connections they concern, then yields so they run before its
-//!   next turn. With nothing to do it parks on an eventfd registered with the ring, watched by
-//!   the worker's tokio reactor (with the runtime's other sources). The eventfd is muted
+//!   `io_uring_enter`, polls the connections they concern (up to `POLLS_PER_TICK`), then
+//!   yields, so the runtime's other work runs between turns. With nothing to do it parks on
+//!   an eventfd registered with the ring, watched by the worker's tokio reactor (with the
+//!   runtime's other sources). The eventfd is muted
 //!   (`IORING_CQ_EVENTFD_DISABLED`) while the driver is awake, so completions posted while it
 //!   works cost no eventfd signal and no wake-up of the reactor.
 //! - close: a connection that ends with a send in flight (its last replies, e.g. to a client
@@ -31,8 +37,11 @@
 //!
 //! Ownership: the driver owns each socket (closed only when no operation on it is in flight),
 //! each send buffer while the kernel reads it and the provided buffers; a [`UringStream`] is a
-//! handle (slot index and generation) that the connection task holds. Dropping it cancels what
-//! is in flight; completions for a freed slot are recognized by the generation and ignored.
+//! handle (slot index and generation) that the connection task holds; the slot holds the
+//! task while it is not being polled (a task is taken out of its slot to be polled, with no
+//! borrow of the driver held, since the connection calls into the driver). Dropping the
+//! handle cancels what is in flight; completions for a freed slot are recognized by the
+//! generation and ignored. A task that panics is dropped alone (its connection closes).
 
 use std::alloc::Layout;
 use std::cell::RefCell;
@@ -205,7 +214,7 @@ impl Remote {
 /// the socket on the worker and makes it an inline task; the driver task runs it at its next
 /// turn. (Not a task spawned on the worker's runtime: the runtime looks at tasks spawned
 /// from other threads only every few dozen of its ticks, and a driver tick polls up to
-/// [`POLLS_PER_TICK`] connections, so under load a new connection could wait for seconds.)
+/// `POLLS_PER_TICK` connections, so under load a new connection could wait for seconds.)
 #[derive(Clone)]
 pub struct Inbox(Arc<Remote>);
 
