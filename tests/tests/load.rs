@@ -2,11 +2,13 @@
 //! mixed commands while every reply is checked (per-connection `INCR` counters must climb by
 //! one; a value read back must equal the value written), plus clients reset in the middle of a
 //! request; zero wrong replies, no RSS growth trend in the second half, exit 0 on SIGTERM.
+//! Every second a newcomer connects and sends `PING`: new connections are served while the
+//! others keep the workers busy.
 //!
 //! Runs 20 s by default (sized for a 2-core CI machine and a debug build); set
 //! `SHARDCACHE_LOAD_SECS=60` (and `SHARDCACHE_LOAD_CONNS`) for the full minute.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -172,6 +174,24 @@ fn killer(port: u16, stop: Arc<AtomicBool>) -> u64 {
     n
 }
 
+/// A `PING` on a fresh connection, a newcomer among the busy clients: `Ok` when `+PONG` came
+/// back within the read timeout (20 s: a liveness bound, not a latency one).
+fn newcomer_ping(port: u16) -> Result<(), String> {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| format!("set_read_timeout: {e}"))?;
+    c.write_all(b"PING\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut reply = [0u8; 7];
+    c.read_exact(&mut reply)
+        .map_err(|e| format!("no reply: {e}"))?;
+    if &reply == b"+PONG\r\n" {
+        Ok(())
+    } else {
+        Err(format!("got {:?}", String::from_utf8_lossy(&reply)))
+    }
+}
+
 /// One `INFO` field, read on a fresh connection.
 fn info_field(port: u16, field: &str) -> Option<u64> {
     let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -208,6 +228,7 @@ fn two_thousand_connections_get_their_own_replies() {
     let start = Instant::now();
     let mut rss = Vec::new();
     let mut last_ops = 0;
+    let mut newcomers_unserved = Vec::new();
     while start.elapsed() < Duration::from_secs(secs) {
         std::thread::sleep(Duration::from_secs(1));
         let ops = stats.ops.load(Ordering::Relaxed);
@@ -221,6 +242,9 @@ fn two_thousand_connections_get_their_own_replies() {
         );
         last_ops = ops;
         rss.push(r);
+        if let Err(e) = newcomer_ping(port) {
+            newcomers_unserved.push(format!("t={}s: {e}", start.elapsed().as_secs()));
+        }
     }
     // Every client has been served (three checked rounds each), however slow the machine:
     // waited for, not assumed from the duration (the bound is a liveness one only).
@@ -249,6 +273,10 @@ fn two_thousand_connections_get_their_own_replies() {
     );
     let errors = stats.errors.lock().map(|e| e.clone()).unwrap_or_default();
     assert_eq!(wrong, 0, "wrong replies: {errors:#?}");
+    assert!(
+        newcomers_unserved.is_empty(),
+        "new connections not served while {conns} clients were busy: {newcomers_unserved:#?}"
+    );
 
     // No growth trend in the second half: its last quarter is not above its first quarter
     // by more than 10% + 16 MiB (allocator noise).
