@@ -102,10 +102,6 @@ impl Stream {
         }
     }
 
-    /// The local address of the socket, for `CLIENT LIST`'s `laddr`.
-    ///
-    /// # Errors
-    /// When the OS cannot report it.
     /// The socket's place in the worker's io_uring driver, when it is served by one.
     #[cfg(target_os = "linux")]
     pub fn uring(&self) -> Option<uring::SlotId> {
@@ -121,6 +117,10 @@ impl Stream {
         None
     }
 
+    /// The local address of the socket, for `CLIENT LIST`'s `laddr`.
+    ///
+    /// # Errors
+    /// When the OS cannot report it.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Stream::Tcp(s) => s.local_addr(),
