@@ -21,7 +21,8 @@
 #               CPU 0; redis-benchmark unpinned with 2 threads; wire throughput
 #   floor       redis-server, shardcache on epoll, shardcache on io_uring and the floor server
 #               (client/bench/examples/floor_server.rs: Redis's event loop with canned replies,
-#               no store and no parsing beyond framing), all pinned to CPU 0, rotating rounds:
+#               no store and no parsing beyond framing) on epoll and on io_uring (its
+#               `--io-uring` loop, waiting in the ring), all pinned to CPU 0, rotating rounds:
 #               what a server whose user space does next to nothing gets here (not in `all`)
 #
 # Environment: ROUNDS (5), N1 (requests per -P 1 test, 500000), N16 (per -P 16 test, 2000000),
@@ -270,12 +271,19 @@ if [ "$WHAT" = floor ]; then
   start_sc epoll "$SPORT" 0 --io-backend epoll
   start_sc io_uring "$SPORT2" 0 --io-backend io_uring
   FPORT=${FPORT:-16382}
+  FUPORT=${FUPORT:-16383}
   start floor "$FPORT" 0 target/release/examples/floor_server --port "$FPORT" --value-size "$SIZE"
+  start floor_uring "$FUPORT" 0 target/release/examples/floor_server --port "$FUPORT" \
+    --value-size "$SIZE" --io-uring
   echo "== floor: servers pinned to CPU 0, redis-benchmark to CPU 1; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  rounds_rotating 1 "redis epoll io_uring floor"
+  rounds_rotating 1 "redis epoll io_uring floor floor_uring"
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   summary redis floor req_per_cpu_s "requests per server CPU-second: floor / redis"
+  echo
+  summary redis floor_uring req_per_cpu_s "requests per server CPU-second: floor_uring / redis"
+  echo
+  summary floor_uring io_uring req_per_cpu_s "requests per server CPU-second: io_uring / floor_uring"
   echo
   summary redis epoll req_per_cpu_s "requests per server CPU-second: epoll / redis"
   echo
@@ -283,5 +291,5 @@ if [ "$WHAT" = floor ]; then
   echo
   summary floor io_uring req_per_cpu_s "requests per server CPU-second: io_uring / floor"
   echo
-  stop redis epoll io_uring floor
+  stop redis epoll io_uring floor floor_uring
 fi

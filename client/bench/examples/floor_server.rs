@@ -8,6 +8,12 @@
 //! its requests per CPU-second bound what any server can reach here, since its CPU time is almost
 //! all the kernel's TCP and wake-up work that every server pays per request.
 //!
+//! `--io-uring` serves the same replies through one io_uring instead (Linux): one receive in
+//! flight per connection into its own buffer, one send per batch of replies, and the loop waits
+//! in the ring itself (`io_uring_enter` for at least one completion, which also submits what
+//! the last batch queued): the floor for a server on io_uring, with no runtime, no eventfd and
+//! no epoll.
+//!
 //! ```text
 //! cargo run --release -p shardcache-bench --example floor_server -- --port 16390
 //! ```
@@ -26,6 +32,9 @@ struct Args {
     /// Length of the value every GET returns.
     #[arg(long, default_value_t = 32)]
     value_size: usize,
+    /// Serve through io_uring instead of epoll (Linux).
+    #[arg(long)]
+    io_uring: bool,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -99,6 +108,33 @@ fn scan(buf: &[u8]) -> Result<Option<(usize, u8)>, ()> {
     Ok(Some((at, first)))
 }
 
+/// Answers every complete request at the start of `input` (removing them) with its canned
+/// reply appended to `output`. `Err` when the input is not RESP or holds over [`MAX_INPUT`]
+/// bytes unanswered: the connection is to be closed.
+fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>, get_reply: &[u8]) -> Result<(), ()> {
+    let mut at = 0;
+    let result = loop {
+        match scan(&input[at..]) {
+            Ok(Some((used, first))) => {
+                at += used;
+                match first {
+                    b'G' => output.extend_from_slice(get_reply),
+                    b'S' => output.extend_from_slice(b"+OK\r\n"),
+                    b'P' => output.extend_from_slice(b"+PONG\r\n"),
+                    _ => output.extend_from_slice(b"-ERR unknown command\r\n"),
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(()) => break Err(()),
+        }
+    };
+    input.drain(..at);
+    if input.len() > MAX_INPUT {
+        return Err(());
+    }
+    result
+}
+
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -124,6 +160,12 @@ fn main() -> io::Result<()> {
     let mut get_reply = format!("${}\r\n", args.value_size).into_bytes();
     get_reply.resize(get_reply.len() + args.value_size, b'x');
     get_reply.extend_from_slice(b"\r\n");
+    if args.io_uring {
+        #[cfg(target_os = "linux")]
+        return uring_loop::run(&listener, &get_reply);
+        #[cfg(not(target_os = "linux"))]
+        return Err(io::Error::other("--io-uring: Linux only"));
+    }
 
     // SAFETY: plain system call.
     let ep = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
@@ -184,27 +226,7 @@ fn main() -> io::Result<()> {
                 continue;
             }
             c.input.truncate(len + r as usize);
-            let mut at = 0;
-            loop {
-                match scan(&c.input[at..]) {
-                    Ok(Some((used, first))) => {
-                        at += used;
-                        match first {
-                            b'G' => c.output.extend_from_slice(&get_reply),
-                            b'S' => c.output.extend_from_slice(b"+OK\r\n"),
-                            b'P' => c.output.extend_from_slice(b"+PONG\r\n"),
-                            _ => c.output.extend_from_slice(b"-ERR unknown command\r\n"),
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(()) => {
-                        to_close.push(fd);
-                        break;
-                    }
-                }
-            }
-            c.input.drain(..at);
-            if c.input.len() > MAX_INPUT {
+            if answer(&mut c.input, &mut c.output, &get_reply).is_err() {
                 to_close.push(fd);
             }
             if !c.output.is_empty() {
@@ -243,6 +265,189 @@ fn main() -> io::Result<()> {
             if conns.remove(&fd).is_some() {
                 // SAFETY: `fd` was ours (accepted and registered) and is closed once.
                 unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
+
+/// The io_uring loop of `--io-uring`.
+#[cfg(target_os = "linux")]
+mod uring_loop {
+    use std::io;
+    use std::net::TcpListener;
+    use std::os::fd::{AsRawFd, RawFd};
+
+    use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+    use super::{answer, READ_CHUNK};
+
+    const ACCEPT: u64 = 1;
+    const RECV: u64 = 2;
+    const SEND: u64 = 3;
+
+    struct Conn {
+        fd: RawFd,
+        /// What the receive in flight fills (never moved while it is in flight).
+        rbuf: Box<[u8]>,
+        input: Vec<u8>,
+        /// Replies built while a send is in flight.
+        output: Vec<u8>,
+        /// The send in flight (never touched until it completes) and how much has gone.
+        sending: Vec<u8>,
+        sent: usize,
+        send_busy: bool,
+        recv_busy: bool,
+        /// The peer closed or a call failed: close once no send is in flight.
+        closing: bool,
+    }
+
+    fn ud(slot: usize, op: u64) -> u64 {
+        ((slot as u64) << 8) | op
+    }
+
+    /// Queues `entry`, submitting first when the queue is full.
+    fn push(ring: &mut IoUring, entry: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every buffer an entry points to (a connection's `rbuf` or `sending`) is
+            // left alone until its completion is reaped.
+            if unsafe { ring.submission().push(entry) }.is_ok() {
+                return Ok(());
+            }
+            ring.submit()?;
+        }
+    }
+
+    fn recv(ring: &mut IoUring, slot: usize, c: &mut Conn) -> io::Result<()> {
+        let e = opcode::Recv::new(types::Fd(c.fd), c.rbuf.as_mut_ptr(), c.rbuf.len() as u32)
+            .build()
+            .user_data(ud(slot, RECV));
+        c.recv_busy = true;
+        push(ring, &e)
+    }
+
+    fn send(ring: &mut IoUring, slot: usize, c: &mut Conn) -> io::Result<()> {
+        let rest = &c.sending[c.sent..];
+        let e = opcode::Send::new(types::Fd(c.fd), rest.as_ptr(), rest.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(ud(slot, SEND));
+        c.send_busy = true;
+        push(ring, &e)
+    }
+
+    /// Sends what `output` holds, unless a send is in flight (it goes after that one).
+    fn flush(ring: &mut IoUring, slot: usize, c: &mut Conn) -> io::Result<()> {
+        if c.send_busy || c.output.is_empty() {
+            return Ok(());
+        }
+        std::mem::swap(&mut c.output, &mut c.sending);
+        c.output.clear();
+        c.sent = 0;
+        send(ring, slot, c)
+    }
+
+    pub fn run(listener: &TcpListener, get_reply: &[u8]) -> io::Result<()> {
+        let mut ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(1024)
+            .or_else(|_| IoUring::new(1024))?;
+        listener.set_nonblocking(false)?;
+        let accept = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+            .build()
+            .user_data(ACCEPT);
+        push(&mut ring, &accept)?;
+        let mut conns: Vec<Option<Conn>> = Vec::new();
+        let mut free: Vec<usize> = Vec::new();
+        let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
+        loop {
+            match ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+                Err(e) => return Err(e),
+            }
+            cqes.clear();
+            cqes.extend(
+                ring.completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            for &(ud, res, flags) in &cqes {
+                let (slot, op) = ((ud >> 8) as usize, ud & 0xff);
+                if op == ACCEPT {
+                    if res >= 0 {
+                        let one: libc::c_int = 1;
+                        // SAFETY: `res` is a socket we now own; setsockopt reads `one`.
+                        unsafe {
+                            libc::setsockopt(
+                                res,
+                                libc::IPPROTO_TCP,
+                                libc::TCP_NODELAY,
+                                std::ptr::addr_of!(one).cast(),
+                                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                            );
+                        }
+                        let slot = free.pop().unwrap_or_else(|| {
+                            conns.push(None);
+                            conns.len() - 1
+                        });
+                        let mut c = Conn {
+                            fd: res,
+                            rbuf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+                            input: Vec::with_capacity(READ_CHUNK),
+                            output: Vec::with_capacity(READ_CHUNK),
+                            sending: Vec::with_capacity(READ_CHUNK),
+                            sent: 0,
+                            send_busy: false,
+                            recv_busy: false,
+                            closing: false,
+                        };
+                        recv(&mut ring, slot, &mut c)?;
+                        conns[slot] = Some(c);
+                    }
+                    if !cqueue::more(flags) {
+                        push(&mut ring, &accept)?;
+                    }
+                    continue;
+                }
+                let Some(c) = conns.get_mut(slot).and_then(Option::as_mut) else {
+                    continue;
+                };
+                if op == RECV {
+                    c.recv_busy = false;
+                    if res <= 0 {
+                        c.closing = true;
+                    } else {
+                        let n = res as usize;
+                        c.input.extend_from_slice(&c.rbuf[..n]);
+                        if answer(&mut c.input, &mut c.output, get_reply).is_err() {
+                            c.closing = true;
+                        } else {
+                            flush(&mut ring, slot, c)?;
+                            if !c.closing {
+                                recv(&mut ring, slot, c)?;
+                            }
+                        }
+                    }
+                } else if op == SEND {
+                    c.send_busy = false;
+                    if res <= 0 {
+                        c.closing = true;
+                    } else {
+                        c.sent += res as usize;
+                        if c.sent < c.sending.len() {
+                            send(&mut ring, slot, c)?;
+                        } else {
+                            flush(&mut ring, slot, c)?;
+                        }
+                    }
+                }
+                // A closing connection's socket is closed once nothing is in flight on it.
+                if c.closing && !c.send_busy && !c.recv_busy {
+                    // SAFETY: `fd` is ours, with no operation in flight, closed once.
+                    unsafe { libc::close(c.fd) };
+                    conns[slot] = None;
+                    free.push(slot);
+                }
             }
         }
     }
